@@ -1,0 +1,145 @@
+"""The `orchestrator` command: parse arguments, call services, map errors to exit codes.
+
+Exit codes: 0 success; 1 some jobs failed; 2 bad input (config, zoo, store:
+will fail again); 3 transient failure (may succeed when retried); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from orchestrator.errors import SocfarmError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Device-farm experiments for CNN inference.")
+zoo_app = typer.Typer(no_args_is_help=True, help="Build and inspect the model zoo.")
+app.add_typer(zoo_app, name="zoo")
+
+out = Console()
+err = Console(stderr=True)
+
+INVENTORY = typer.Option(Path("inventory/local.yml"), "--inventory", "-i", help="Ansible inventory of the farm.")
+STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")
+REPORTS = typer.Option(Path("reports"), "--reports", help="Where reports/<run-id>/ are written.")
+STATE = typer.Option(Path(".state"), "--state", help="Controller state: ansible artifacts and fact cache.")
+
+
+@app.command()
+def sweep(
+    experiments: Path = typer.Argument(..., help="Experiments YAML."),
+    inventory: Path = INVENTORY,
+    store: Path = STORE,
+    reports: Path = REPORTS,
+    state: Path = STATE,
+    plan_only: bool = typer.Option(False, "--plan", help="Print the expanded job list; touch no board."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+) -> None:
+    """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
+    from orchestrator.progress import SweepProgress
+    from orchestrator.results.store import Store
+    from orchestrator.sweep import SweepRunner, prepare
+
+    plan = prepare(experiments, inventory)
+    if plan_only:
+        _print_plan(plan.jobs, as_json)
+        return
+    runner = SweepRunner(plan, Store(store), state, reports, SweepProgress(err, enabled=not quiet))
+    outcome = runner.run()
+    summary = {
+        "run_id": outcome.run.run_id,
+        "run_dir": str(outcome.run.path),
+        "jobs": len(plan.jobs),
+        "done": len(outcome.done),
+        "invalid": len(outcome.invalid),
+        "failed": len(outcome.failed),
+        "report": str(outcome.report) if outcome.report else None,
+    }
+    if as_json:
+        out.print_json(json.dumps(summary))
+    else:
+        out.print(
+            f"run {summary['run_id']}: {summary['done']}/{summary['jobs']} jobs done, "
+            f"{summary['invalid']} invalid, {summary['failed']} failed; results in {summary['run_dir']}",
+            highlight=False,
+        )
+        if outcome.report:
+            out.print(f"report: {outcome.report}", highlight=False)
+    if outcome.failed:
+        raise typer.Exit(1)
+
+
+def _print_plan(jobs, as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps([{**j.__dict__, "rules": j.rules.model_dump()} for j in jobs], default=list))
+        return
+    table = Table(title=f"{len(jobs)} jobs")
+    for col in ("job", "board", "component", "cpus", "model", "dtype", "repeat"):
+        table.add_column(col)
+    for j in jobs:
+        table.add_row(j.job_id, j.board, j.component, ",".join(map(str, j.cpus)), j.model, j.dtype, str(j.repeat))
+    out.print(table)
+
+
+@app.command()
+def report(
+    run_id: str = typer.Argument(..., help="Run id (a folder of the store)."),
+    store: Path = STORE,
+    reports: Path = REPORTS,
+) -> None:
+    """Regenerate reports/<RUN>/index.html from the store alone."""
+    from orchestrator.report.html import write_report
+    from orchestrator.results.store import Store
+
+    run = Store(store).open_run(run_id)
+    out.print(f"report: {write_report(run, reports / run.run_id)}", highlight=False)
+
+
+@zoo_app.command("build")
+def zoo_build(
+    model_set: str = typer.Option("study", "--set", help="study (the five CNNs) or tiny (test models)."),
+    out_dir: Path = typer.Option(Path("models"), "--out", help="Zoo folder (manifest.json + .tflite files)."),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when the cache is valid."),
+) -> None:
+    """Build the model zoo (float32 + int8 .tflite, random seeded weights); cached by builder hash."""
+    from orchestrator.zoo.architectures import STUDY, TINY
+    from orchestrator.zoo.build import build_zoo
+
+    sets = {"study": STUDY, "tiny": TINY}
+    if model_set not in sets:
+        raise SocfarmError(f"--set must be one of {', '.join(sets)}, not {model_set!r}")
+    manifest = build_zoo(out_dir, names=sets[model_set], force=force, on_progress=lambda m: err.print(m, highlight=False))
+    out.print(f"zoo: {len(manifest.models)} models in {out_dir / 'manifest.json'}", highlight=False)
+
+
+def main(argv: Optional[list[str]] = None) -> None:
+    try:
+        app(args=argv, standalone_mode=False)
+    except SocfarmError as exc:
+        err.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort,):
+        sys.exit(130)
+    except Exception as exc:  # click usage errors
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""The experiments file: what to measure, on which boards, under which rules.
+
+Data only; ``config/load.py`` reads it from YAML and ``planner.py`` expands it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
+
+Dtype = Literal["float32", "int8"]
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MeasurementRules(Strict):
+    """When a measurement window may close (benchmark_model / LoadGen discipline)."""
+
+    warmup_runs: NonNegativeInt = Field(5, description="inferences run and discarded before the window")
+    min_count: PositiveInt = Field(50, description="the window needs at least this many inferences ...")
+    min_duration_s: PositiveFloat = Field(2.0, description="... AND at least this long")
+    max_duration_s: PositiveFloat = Field(60.0, description="hard cap; hitting it first makes the run INVALID")
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> "MeasurementRules":
+        if self.max_duration_s < self.min_duration_s:
+            raise ValueError(
+                f"max_duration_s ({self.max_duration_s}) must be >= min_duration_s ({self.min_duration_s})"
+            )
+        return self
+
+
+def _unique(values: list[str], what: str) -> list[str]:
+    seen = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v!r} listed twice")
+        seen.add(v)
+    return values
+
+
+class Experiment(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    boards: list[str] = Field(default=["all"], min_length=1, description="board names or inventory groups; 'all'")
+    models: list[str] = Field(min_length=1, description="model names from the zoo manifest")
+    dtypes: list[Dtype] = Field(default=["float32", "int8"], min_length=1)
+    components: list[str] = Field(default=["all"], min_length=1, description="component names; 'all'")
+    repeats: PositiveInt = 1
+    rules: MeasurementRules | None = Field(None, description="overrides the file-level rules")
+
+    @field_validator("boards", "models", "components")
+    @classmethod
+    def _no_duplicates(cls, v: list[str], info) -> list[str]:
+        return _unique(v, info.field_name.rstrip("s"))
+
+    @field_validator("dtypes")
+    @classmethod
+    def _no_duplicate_dtypes(cls, v: list[str]) -> list[str]:
+        return _unique(v, "dtype")
+
+
+class ExperimentsFile(Strict):
+    version: Literal[1] = 1
+    zoo: Path = Field(Path("models"), description="folder with the zoo's manifest.json, relative to this file")
+    rules: MeasurementRules = MeasurementRules()
+    experiments: list[Experiment] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> "ExperimentsFile":
+        _unique([e.name for e in self.experiments], "experiment name")
+        return self

@@ -1,0 +1,93 @@
+"""Boards, their components and their power meters, as the inventory describes them.
+
+Data only. ``config/load.py`` builds these from what ``ansible-inventory --list``
+prints, so group_vars / host_vars precedence is Ansible's own.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from orchestrator.config.experiment import NAME_PATTERN
+
+ComponentClass = Literal["big", "little", "cpu", "gpu", "npu"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Component(Strict):
+    """One measurable part of a SoC: in protocol v1 a set of CPU cores."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    kind: Literal["cpu"] = "cpu"
+    component_class: ComponentClass = Field("cpu", alias="class", description="for cross-SoC comparison")
+    cpus: list[int] = Field(min_length=1)
+    threads: PositiveInt | None = Field(None, description="interpreter threads; default: one per cpu")
+
+    @property
+    def effective_threads(self) -> int:
+        return self.threads or len(self.cpus)
+
+
+class MeterSpec(Strict):
+    """A power meter attached to a board (driven from the controller)."""
+
+    kind: Literal["b2900", "virtual_b2900", "none"]
+    resource: str | None = Field(None, description="VISA resource, e.g. TCPIP::10.0.0.9::5025::SOCKET")
+    measures: Literal["board_supply", "rails"] = "board_supply"
+    voltage_v: PositiveFloat = 5.0
+    current_limit_a: PositiveFloat = 3.0
+    aperture_s: PositiveFloat = 0.001
+    interval_s: PositiveFloat = 0.002
+    # virtual meter only: the simulated board's power model
+    idle_w: PositiveFloat = 2.0
+    per_cpu_active_w: PositiveFloat = 1.5
+
+    @model_validator(mode="after")
+    def _resource_for_real_meters(self) -> "MeterSpec":
+        if self.kind == "b2900" and not self.resource:
+            raise ValueError("a b2900 meter needs a VISA 'resource'")
+        if self.interval_s < self.aperture_s:
+            raise ValueError("interval_s must be >= aperture_s")
+        return self
+
+
+class Board(Strict):
+    name: str
+    soc: str = Field(description="SoC type, e.g. exynos5422; one per inventory group")
+    groups: tuple[str, ...] = ()
+    connection: Literal["local", "ssh"] = "ssh"
+    address: str | None = None
+    work_dir: str = Field(description="where the agent, runtime venv and models live on the board")
+    components: list[Component] = Field(min_length=1)
+    meter: MeterSpec | None = None
+
+    @model_validator(mode="after")
+    def _unique_components(self) -> "Board":
+        names = [c.name for c in self.components]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"component names must be unique, repeated: {', '.join(dupes)}")
+        return self
+
+    def component(self, name: str) -> Component | None:
+        return next((c for c in self.components if c.name == name), None)
+
+
+class Lab(Strict):
+    """Every board of one inventory."""
+
+    source: str
+    boards: list[Board]
+
+    def board(self, name: str) -> Board | None:
+        return next((b for b in self.boards if b.name == name), None)
+
+    def select(self, selectors: list[str]) -> list[Board]:
+        """Boards named by board name, group name or 'all', in inventory order."""
+        wanted = set(selectors)
+        return [b for b in self.boards if "all" in wanted or b.name in wanted or wanted & set(b.groups)]

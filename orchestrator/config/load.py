@@ -1,0 +1,130 @@
+"""Read the experiments file and the inventory into validated models."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from orchestrator.config.experiment import ExperimentsFile
+from orchestrator.config.inventory import Board, Lab
+from orchestrator.config.yaml_source import SourceDoc, load_yaml, validation_problems
+from orchestrator.errors import ConfigError
+
+
+def load_experiments(path: Path) -> tuple[ExperimentsFile, SourceDoc]:
+    doc = load_yaml(path)
+    if not isinstance(doc.data, dict):
+        raise ConfigError("invalid experiments file", [f"{path}:1: expected a mapping at the top level"])
+    try:
+        return ExperimentsFile.model_validate(doc.data), doc
+    except ValidationError as exc:
+        raise ConfigError("invalid experiments file", validation_problems(doc, exc)) from None
+
+
+def tool_path(name: str) -> str:
+    """An Ansible executable: the one beside this interpreter first, then PATH."""
+    beside = Path(sys.executable).parent / name
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise ConfigError(f"{name} not found beside {sys.executable} or on PATH (is ansible-core installed?)")
+    return found
+
+
+def ansible_env() -> dict[str, str]:
+    """Environment for Ansible subprocesses: this venv's bin/ first on PATH."""
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("ANSIBLE_NOCOLOR", "1")
+    return env
+
+
+def inventory_listing(path: Path) -> dict[str, Any]:
+    """What ``ansible-inventory --list`` makes of an inventory (Ansible's own precedence)."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"{path}: inventory not found")
+    proc = subprocess.run(
+        [tool_path("ansible-inventory"), "-i", str(path), "--list"],
+        capture_output=True,
+        text=True,
+        env=ansible_env(),
+        timeout=120,
+    )
+    # ansible-inventory only warns on an unparsable source; treat that as fatal.
+    warned = "Unable to parse" in proc.stderr or "Failed to parse" in proc.stderr
+    if proc.returncode != 0 or warned:
+        detail = "\n".join(line for line in proc.stderr.splitlines() if line.strip())
+        raise ConfigError(f"{path}: ansible-inventory cannot read it", [detail])
+    return json.loads(proc.stdout)
+
+
+def _host_groups(listing: dict[str, Any]) -> dict[str, list[str]]:
+    groups: dict[str, list[str]] = {}
+
+    def walk(group: str, trail: list[str]) -> None:
+        entry = listing.get(group, {})
+        for host in entry.get("hosts", []):
+            groups.setdefault(host, [])
+            for g in trail + [group]:
+                if g not in ("all", "ungrouped") and g not in groups[host]:
+                    groups[host].append(g)
+        for child in entry.get("children", []):
+            walk(child, trail + [group])
+
+    walk("all", [])
+    return groups
+
+
+# Board field -> the inventory variable it comes from (for error messages).
+_INVENTORY_VARS = {
+    "soc": "socfarm_soc",
+    "work_dir": "socfarm_work_dir",
+    "components": "socfarm_components",
+    "meter": "socfarm_meter",
+    "address": "ansible_host",
+}
+
+
+def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
+    hostvars = listing.get("_meta", {}).get("hostvars", {})
+    problems: list[str] = []
+    boards: list[Board] = []
+    for host, groups in _host_groups(listing).items():
+        hv = hostvars.get(host, {})
+        raw = {
+            "name": host,
+            "soc": hv.get("socfarm_soc"),
+            "groups": tuple(groups),
+            "connection": "local" if hv.get("ansible_connection") == "local" else "ssh",
+            "address": hv.get("ansible_host", host),
+            "work_dir": hv.get("socfarm_work_dir"),
+            "components": hv.get("socfarm_components"),
+            "meter": hv.get("socfarm_meter"),
+        }
+        raw = {k: v for k, v in raw.items() if v is not None}
+        try:
+            boards.append(Board.model_validate(raw))
+        except ValidationError as exc:
+            for err in exc.errors():
+                loc = [str(p) for p in err["loc"]] or ["(host)"]
+                field = ".".join([_INVENTORY_VARS.get(loc[0], loc[0]), *loc[1:]])
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(f"{source}: host {host}: {field}: {msg}")
+    if problems:
+        raise ConfigError("invalid inventory", problems)
+    if not boards:
+        raise ConfigError(f"{source}: the inventory has no hosts")
+    return Lab(source=source, boards=boards)
+
+
+def load_inventory(path: Path) -> Lab:
+    return lab_from_listing(inventory_listing(path), str(path))

@@ -1,0 +1,63 @@
+"""Error tree of the orchestrator.
+
+Every error says whether retrying can help (``StableError`` will fail again,
+``TransientError`` may not) and maps to a documented exit code of the CLI.
+"""
+
+from __future__ import annotations
+
+
+class SocfarmError(Exception):
+    """Base of every error the orchestrator reports to its user."""
+
+    exit_code = 1
+
+
+class StableError(SocfarmError):
+    """Will fail again until the input changes: configuration, capability."""
+
+    exit_code = 2
+
+
+class TransientError(SocfarmError):
+    """May succeed when retried: SSH drop, timeout, meter glitch."""
+
+    exit_code = 3
+
+
+class ConfigError(StableError):
+    """A configuration file (experiments, inventory, manifest) is invalid.
+
+    ``problems`` holds one human-readable line per problem, each already
+    prefixed with ``file:line: field``.
+    """
+
+    def __init__(self, message: str, problems: list[str] | None = None):
+        self.problems = list(problems or [])
+        text = message if not self.problems else message + "\n" + "\n".join(f"  {p}" for p in self.problems)
+        super().__init__(text)
+
+
+class ZooError(StableError):
+    """The model zoo is missing, incomplete or does not match its manifest."""
+
+
+class ProvisionError(SocfarmError):
+    """The provisioning playbook failed on a board."""
+
+
+class AgentError(SocfarmError):
+    """The device agent reported an error or died without a summary."""
+
+    def __init__(self, message: str, *, retryable: bool = False, error_class: str = "AgentError"):
+        super().__init__(message)
+        self.retryable = retryable
+        self.error_class = error_class
+
+
+class MeterError(TransientError):
+    """A power meter did not answer, answered garbage, or reported an error."""
+
+
+class StoreError(StableError):
+    """The results store is missing a run, or a stored file is corrupt."""

@@ -1,0 +1,63 @@
+"""A job: one measurement of one model on one component of one board."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from orchestrator.config.experiment import MeasurementRules
+
+
+class JobStatus(IntEnum):
+    """Only moves forward (see ``advance``)."""
+
+    PLANNED = 0
+    RUNNING = 1
+    DONE = 2
+    FAILED = 3
+
+
+def advance(current: JobStatus, new: JobStatus) -> JobStatus:
+    return max(current, new)
+
+
+@dataclass(frozen=True)
+class Job:
+    job_id: str
+    experiment: str
+    board: str
+    soc: str
+    component: str
+    component_class: str
+    cpus: tuple[int, ...]
+    threads: int
+    model: str
+    model_display: str
+    dtype: str
+    model_file: str
+    model_sha256: str
+    repeat: int
+    rules: MeasurementRules
+
+    def agent_spec(self, model_path: str, output_dir: str, input_seed: int = 0) -> dict[str, Any]:
+        """The device agent's job spec (docs/agent-protocol.md, version 1)."""
+        return {
+            "spec_version": 1,
+            "job_id": self.job_id,
+            "model": {"path": model_path, "sha256": self.model_sha256},
+            "component": {"name": self.component, "kind": "cpu", "cpus": list(self.cpus), "threads": self.threads},
+            "rules": self.rules.model_dump(),
+            "input_seed": input_seed,
+            "output_dir": output_dir,
+            "progress_interval_s": 0.5,
+        }
+
+    def describe(self) -> str:
+        return f"{self.board}/{self.component} {self.model_display} {self.dtype} #{self.repeat}"
+
+
+def make_job_id(index: int, board: str, component: str, model: str, dtype: str, repeat: int) -> str:
+    raw = f"{index:04d}-{board}-{component}-{model}-{dtype}-r{repeat}"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)

@@ -1,0 +1,81 @@
+"""Live progress of a sweep: one line per board, one for the whole run (rich)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from orchestrator.jobs import Job
+
+
+class SweepProgress:
+    """Thread-safe; every method may be called from a board's worker thread."""
+
+    def __init__(self, console: Console | None = None, enabled: bool = True):
+        self.console = console or Console(stderr=True)
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._progress: Progress | None = None
+        self._tasks: dict[str, Any] = {}
+        self._total: Any = None
+
+    def note(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(text, highlight=False)
+
+    def provision_step(self, text: str) -> None:
+        if self.enabled:
+            self.console.print(f"  [dim]{text}[/dim]", highlight=False)
+
+    def start_jobs(self, per_board: dict[str, int]) -> None:
+        if not self.enabled:
+            return
+        self._progress = Progress(
+            TextColumn("{task.fields[board]:<14}"),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.description}"),
+            console=self.console,
+            transient=False,
+        )
+        self._progress.start()
+        self._total = self._progress.add_task("", total=sum(per_board.values()), board="all boards")
+        for board, n in per_board.items():
+            self._tasks[board] = self._progress.add_task("waiting", total=n, board=board)
+
+    def job_started(self, job: Job) -> None:
+        if self._progress:
+            self._progress.update(self._tasks[job.board], description=f"{job.describe()}: loading")
+
+    def agent_event(self, job: Job, event: dict[str, Any]) -> None:
+        if not self._progress:
+            return
+        kind = event.get("event")
+        if kind == "progress":
+            text = f"{job.describe()}: {event.get('phase')} {event.get('count')} ({event.get('elapsed_s', 0):.1f} s)"
+            self._progress.update(self._tasks[job.board], description=text)
+
+    def job_done(self, job: Job, row: dict[str, Any]) -> None:
+        text = f"{row['throughput_ips']:.1f} img/s {row['verdict']}"
+        self._advance(job, f"{job.describe()}: {text}")
+
+    def job_failed(self, job: Job, message: str) -> None:
+        self._advance(job, f"{job.describe()}: FAILED")
+        if self.enabled:
+            self.console.print(f"[red]{job.job_id} failed:[/red] {message}", highlight=False)
+
+    def _advance(self, job: Job, text: str) -> None:
+        if self._progress:
+            with self._lock:
+                self._progress.update(self._tasks[job.board], advance=1, description=text)
+                self._progress.update(self._total, advance=1)
+
+    def close(self) -> None:
+        if self._progress:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,88 @@
+"""Arrow schemas of the results store. Bump a table's version on any change."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+SCHEMA_VERSION = 1
+
+# One row per finished job: the measurement summary plus its provenance.
+RESULTS = pa.schema(
+    [
+        ("schema_version", pa.int16()),
+        # provenance
+        ("run_id", pa.string()),
+        ("job_id", pa.string()),
+        ("experiment", pa.string()),
+        ("board", pa.string()),
+        ("soc", pa.string()),
+        ("hostname", pa.string()),
+        ("arch", pa.string()),
+        ("component", pa.string()),
+        ("component_class", pa.string()),
+        ("cpus", pa.list_(pa.int32())),
+        ("threads", pa.int32()),
+        ("model", pa.string()),
+        ("model_display", pa.string()),
+        ("dtype", pa.string()),
+        ("model_file", pa.string()),
+        ("model_sha256", pa.string()),
+        ("repeat", pa.int32()),
+        ("runtime_module", pa.string()),
+        ("runtime_version", pa.string()),
+        ("agent_version", pa.string()),
+        ("git_revision", pa.string()),
+        # rules requested
+        ("warmup_runs", pa.int32()),
+        ("min_count", pa.int32()),
+        ("min_duration_s", pa.float64()),
+        ("max_duration_s", pa.float64()),
+        # measurement
+        ("started_wall", pa.timestamp("ns", tz="UTC")),
+        ("window_start_mono_ns", pa.int64()),
+        ("window_end_mono_ns", pa.int64()),
+        ("count", pa.int64()),
+        ("duration_s", pa.float64()),
+        ("throughput_ips", pa.float64()),
+        ("latency_mean_ms", pa.float64()),
+        ("latency_p50_ms", pa.float64()),
+        ("latency_p90_ms", pa.float64()),
+        ("latency_p99_ms", pa.float64()),
+        ("latency_min_ms", pa.float64()),
+        ("latency_max_ms", pa.float64()),
+        ("verdict", pa.string()),
+        ("reasons", pa.list_(pa.string())),
+        ("trace_sha256", pa.string()),
+        # power (null when the board has no meter)
+        ("meter_kind", pa.string()),
+        ("meter_measures", pa.string()),
+        ("power_samples", pa.int64()),
+        ("mean_power_w", pa.float64()),
+        ("energy_j", pa.float64()),
+        ("energy_per_image_j", pa.float64()),
+    ]
+)
+
+# One row per measured inference.
+LATENCIES = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("job_id", pa.string()),
+        ("index", pa.int64()),
+        ("start_mono_ns", pa.int64()),
+        ("end_mono_ns", pa.int64()),
+        ("latency_ms", pa.float64()),
+    ]
+)
+
+# One row per power sample inside (and around) the measurement window.
+POWER = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("job_id", pa.string()),
+        ("t_mono_s", pa.float64()),
+        ("power_w", pa.float64()),
+    ]
+)
+
+TABLES = {"results": RESULTS, "latencies": LATENCIES, "power": POWER}

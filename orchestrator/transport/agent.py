@@ -1,0 +1,88 @@
+"""Run one device-agent job and collect its event stream (docs/agent-protocol.md).
+
+Transport-independent: a transport gives us the agent's stdout lines and its
+exit code; this module turns them into an ``AgentOutcome`` or an error.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from orchestrator.errors import AgentError
+
+EventCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class AgentOutcome:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    returncode: int | None = None
+    stderr_tail: str = ""
+    unparsed_lines: list[str] = field(default_factory=list)
+
+    def first(self, kind: str) -> dict[str, Any] | None:
+        return next((e for e in self.events if e.get("event") == kind), None)
+
+    @property
+    def started(self) -> dict[str, Any] | None:
+        return self.first("started")
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        return self.first("summary")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        return self.first("error")
+
+    def raise_for_failure(self, where: str) -> dict[str, Any]:
+        """The summary event, or an ``AgentError`` that says what went wrong."""
+        if self.error is not None:
+            err = self.error
+            raise AgentError(
+                f"{where}: agent {err.get('error', 'error')}: {err.get('message', '')}",
+                retryable=bool(err.get("retryable")),
+                error_class=str(err.get("error", "AgentError")),
+            )
+        if self.summary is None or self.returncode not in (0, None):
+            detail = self.stderr_tail.strip().splitlines()[-5:]
+            raise AgentError(
+                f"{where}: agent exited with code {self.returncode} without a summary"
+                + (": " + " | ".join(detail) if detail else ""),
+                retryable=True,
+                error_class="AgentDied",
+            )
+        return self.summary
+
+
+class LineSink:
+    """Feeds stdout lines of the agent into an outcome, calling back per event."""
+
+    def __init__(self, outcome: AgentOutcome, on_event: EventCallback | None):
+        self.outcome = outcome
+        self.on_event = on_event
+
+    def feed(self, line: str) -> None:
+        line = line.strip()
+        if not line:
+            return
+        try:
+            event = json.loads(line)
+            if not isinstance(event, dict) or "event" not in event:
+                raise ValueError("not an event")
+        except ValueError:
+            self.outcome.unparsed_lines.append(line)
+            return
+        self.outcome.events.append(event)
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+class Transport(Protocol):
+    """How the orchestrator reaches one board."""
+
+    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome: ...
+
+    def fetch(self, remote_path: str, local_path: "Path") -> None: ...  # noqa: F821

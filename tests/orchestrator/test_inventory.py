@@ -1,0 +1,69 @@
+"""Inventory: read through ansible-inventory, validated per host."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.config.load import load_inventory
+from orchestrator.errors import ConfigError
+from tests.conftest import REPO
+
+GOOD = """
+all:
+  children:
+    odroid_xu3:
+      hosts:
+        xu3-a: {ansible_host: 10.0.0.11}
+        xu3-b: {ansible_host: 10.0.0.12}
+      vars:
+        socfarm_soc: exynos5422
+        socfarm_work_dir: /var/tmp/socfarm
+        socfarm_components:
+          - {name: little, class: little, cpus: [0, 1, 2, 3]}
+          - {name: big, class: big, cpus: [4, 5, 6, 7], threads: 4}
+"""
+
+
+def test_embedded_default_inventory():
+    lab = load_inventory(REPO / "inventory" / "local.yml")
+    assert [b.name for b in lab.boards] == ["localhost"]
+    board = lab.boards[0]
+    assert board.connection == "local"
+    assert [c.name for c in board.components] == ["cpu0", "cpu1"]
+    assert board.meter is not None and board.meter.kind == "virtual_b2900"
+    assert board.groups == ("local_host",)
+
+
+def test_groups_and_vars(write):
+    lab = load_inventory(write("inv.yml", GOOD))
+    assert [b.name for b in lab.boards] == ["xu3-a", "xu3-b"]
+    a = lab.board("xu3-a")
+    assert a.address == "10.0.0.11" and a.connection == "ssh" and a.groups == ("odroid_xu3",)
+    assert a.component("big").effective_threads == 4
+    assert a.component("little").component_class == "little"
+    assert lab.select(["odroid_xu3"]) == lab.boards
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (("socfarm_work_dir: /var/tmp/socfarm", ""), "host xu3-a: socfarm_work_dir: Field required"),
+        (("threads: 4}", "threads: 4, freq: 3}"), "host xu3-a: socfarm_components.1.freq: unknown key"),
+        (("cpus: [0, 1, 2, 3]", "cpus: []"), "socfarm_components.0.cpus: List should have at least 1 item"),
+        (("name: big", "name: little"), "component names must be unique, repeated: little"),
+    ],
+)
+def test_bad_inventories_name_host_and_field(write, change, expected):
+    with pytest.raises(ConfigError) as info:
+        load_inventory(write("inv.yml", GOOD.replace(*change)))
+    assert expected in str(info.value)
+
+
+def test_unparsable_inventory(write):
+    with pytest.raises(ConfigError, match="ansible-inventory cannot read it"):
+        load_inventory(write("inv.yml", "all:\n  hosts: [unclosed\n"))
+
+
+def test_missing_inventory(tmp_path):
+    with pytest.raises(ConfigError, match="inventory not found"):
+        load_inventory(tmp_path / "none.yml")

@@ -1,0 +1,76 @@
+"""Planner: matrix expansion and up-front rejection of what cannot run."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.config.load import load_experiments
+from orchestrator.errors import ConfigError
+from orchestrator.planner import plan
+from tests.orchestrator.helpers import lab, manifest
+
+EXP = """
+version: 1
+rules: {warmup_runs: 1, min_count: 5, min_duration_s: 0.5, max_duration_s: 3}
+experiments:
+  - name: iso
+    boards: [all]
+    models: [mobilenet_v1, squeezenet]
+    dtypes: [float32, int8]
+    components: [all]
+    repeats: 3
+  - name: one
+    boards: [b1]
+    models: [squeezenet]
+    dtypes: [int8]
+    components: [cpu1]
+    rules: {warmup_runs: 0, min_count: 1, min_duration_s: 0.1, max_duration_s: 1}
+"""
+
+
+def planned(write, text=EXP, boards=2):
+    spec, doc = load_experiments(write("exp.yaml", text))
+    return plan(spec, lab(boards), manifest(), doc.where)
+
+
+def test_matrix_expands_fully_in_order(write):
+    jobs = planned(write)
+    assert len(jobs) == 2 * 2 * 2 * 2 * 3 + 1
+    assert len({j.job_id for j in jobs}) == len(jobs)
+    first = jobs[0]
+    assert (first.board, first.component, first.model, first.dtype, first.repeat) == (
+        "b0", "cpu0", "mobilenet_v1", "float32", 1)
+    assert first.rules.min_count == 5
+    last = jobs[-1]
+    assert (last.experiment, last.board, last.component, last.dtype) == ("one", "b1", "cpu1", "int8")
+    assert last.rules.min_count == 1 and last.cpus == (1,) and last.threads == 1
+
+
+def test_group_selector(write):
+    jobs = planned(write, EXP.replace("boards: [all]", "boards: [g_odd]"), boards=3)
+    assert {j.board for j in jobs} == {"b1"}
+
+
+def test_unknown_component_names_line(write):
+    with pytest.raises(ConfigError) as info:
+        planned(write, EXP.replace("components: [cpu1]", "components: [gpu]"))
+    assert "exp.yaml:14: experiments.1.components.0: unknown component 'gpu' on board(s) b1" in str(info.value)
+
+
+def test_unknown_model_and_board_are_all_reported(write):
+    text = EXP.replace("models: [squeezenet]", "models: [vgg16]").replace("boards: [b1]", "boards: [b9]")
+    with pytest.raises(ConfigError) as info:
+        planned(write, text)
+    msg = str(info.value)
+    assert "exp.yaml:11: experiments.1.boards.0: no board or group 'b9'" in msg
+    assert "exp.yaml:12: experiments.1.models.0: model 'vgg16' (int8) is not in the zoo" in msg
+
+
+def test_dtype_missing_from_zoo(write):
+    from orchestrator.zoo.manifest import Manifest
+
+    m = manifest()
+    only_float = Manifest(**{**m.model_dump(), "models": [e for e in m.model_dump()["models"] if e["dtype"] == "float32"]})
+    spec, doc = load_experiments(write("exp.yaml", EXP))
+    with pytest.raises(ConfigError, match=r"model 'squeezenet' \(int8\) is not in the zoo"):
+        plan(spec, lab(2), only_float, doc.where)
