@@ -9,6 +9,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 .PHONY: demo test venv zoo lint clean
 
 $(BIN)/orchestrator: pyproject.toml
+	bash scripts/system-deps.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[zoo,dev]'

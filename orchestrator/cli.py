@@ -22,8 +22,8 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help="Device-farm 
 zoo_app = typer.Typer(no_args_is_help=True, help="Build and inspect the model zoo.")
 app.add_typer(zoo_app, name="zoo")
 
-out = Console()
-err = Console(stderr=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 INVENTORY = typer.Option(Path("inventory/local.yml"), "--inventory", "-i", help="Ansible inventory of the farm.")
 STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")

@@ -6,6 +6,7 @@ import threading
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from orchestrator.jobs import Job
@@ -21,17 +22,26 @@ class SweepProgress:
         self._progress: Progress | None = None
         self._tasks: dict[str, Any] = {}
         self._total: Any = None
+        self._counts: dict[str, list[int]] = {}
+
+    @property
+    def live(self) -> bool:
+        """Animated display on a terminal; one plain line per finished job otherwise (CI logs)."""
+        return self.enabled and self.console.is_terminal
 
     def note(self, text: str) -> None:
         if self.enabled:
-            self.console.print(text, highlight=False)
+            self.console.print(text, highlight=False, soft_wrap=True)
 
     def provision_step(self, text: str) -> None:
-        if self.enabled:
-            self.console.print(f"  [dim]{text}[/dim]", highlight=False)
+        if self.live:
+            self.console.print(f"  [dim]{escape(text)}[/dim]", highlight=False, soft_wrap=True)
+        elif self.enabled and "FAILED" in text:
+            self.console.print(f"  {text}", highlight=False, soft_wrap=True, markup=False)
 
     def start_jobs(self, per_board: dict[str, int]) -> None:
-        if not self.enabled:
+        self._counts = {b: [0, n] for b, n in per_board.items()}
+        if not self.live:
             return
         self._progress = Progress(
             TextColumn("{task.fields[board]:<14}"),
@@ -61,19 +71,22 @@ class SweepProgress:
             self._progress.update(self._tasks[job.board], description=text)
 
     def job_done(self, job: Job, row: dict[str, Any]) -> None:
-        text = f"{row['throughput_ips']:.1f} img/s {row['verdict']}"
-        self._advance(job, f"{job.describe()}: {text}")
+        self._advance(job, f"{job.describe()}: {row['throughput_ips']:.1f} img/s {row['verdict']}")
 
     def job_failed(self, job: Job, message: str) -> None:
         self._advance(job, f"{job.describe()}: FAILED")
         if self.enabled:
-            self.console.print(f"[red]{job.job_id} failed:[/red] {message}", highlight=False)
+            self.console.print(f"[red]{job.job_id} failed:[/red] {escape(message)}", highlight=False, soft_wrap=True)
 
     def _advance(self, job: Job, text: str) -> None:
-        if self._progress:
-            with self._lock:
+        with self._lock:
+            done = self._counts[job.board]
+            done[0] += 1
+            if self._progress:
                 self._progress.update(self._tasks[job.board], advance=1, description=text)
                 self._progress.update(self._total, advance=1)
+            elif self.enabled:
+                self.console.print(f"[{done[0]}/{done[1]}] {text}", highlight=False, soft_wrap=True, markup=False)
 
     def close(self) -> None:
         if self._progress:

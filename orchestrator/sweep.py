@@ -272,17 +272,24 @@ class SweepRunner:
         return board
 
     def _run_board(self, run: RunDir, board: Board, jobs: list[Job], facts: BoardFacts, acc: SweepOutcome) -> None:
-        with open_meter(board, facts) as meter:
-            for job in jobs:
-                if self.stop.is_set():
-                    return
-                try:
-                    self._run_job(run, job, facts, meter, acc)
-                except (SocfarmError, OSError) as exc:
-                    acc.failed[job.job_id] = str(exc)
-                    run.journal({"job_id": job.job_id, "state": "failed", "board": job.board,
-                                 "t_wall": time.time(), "error": type(exc).__name__, "message": str(exc)})
-                    self.progress.job_failed(job, str(exc))
+        pending = list(jobs)
+        try:
+            with open_meter(board, run.path) as meter:
+                while pending and not self.stop.is_set():
+                    job = pending.pop(0)
+                    try:
+                        self._run_job(run, job, facts, meter, acc)
+                    except (SocfarmError, OSError) as exc:
+                        self._fail(run, job, exc, acc)
+        except SocfarmError as exc:  # the board's meter failed: its remaining jobs cannot be measured
+            for job in pending:
+                self._fail(run, job, exc, acc)
+
+    def _fail(self, run: RunDir, job: Job, exc: Exception, acc: SweepOutcome) -> None:
+        acc.failed[job.job_id] = str(exc)
+        run.journal({"job_id": job.job_id, "state": "failed", "board": job.board, "t_wall": time.time(),
+                     "error": getattr(exc, "error_class", type(exc).__name__), "message": str(exc)})
+        self.progress.job_failed(job, str(exc))
 
     def run(self) -> SweepOutcome:
         run = self._create_run()

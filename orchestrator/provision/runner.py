@@ -38,7 +38,7 @@ class BoardFacts:
     topology: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def from_cache(cls, board: str, cached: dict[str, Any]) -> "BoardFacts":
+    def from_facts(cls, board: str, cached: dict[str, Any]) -> "BoardFacts":
         try:
             agent = cached["device_agent_facts"]
             version = agent["version"]
@@ -100,7 +100,16 @@ def provision(
     failed: dict[str, str] = {}
     lock = threading.Lock()
 
+    gathered: dict[str, dict[str, Any]] = {}
+
     def handler(event: dict[str, Any]) -> bool:
+        if event.get("event") == "runner_on_ok":
+            # facts arrive with the task results that set them (setup, set_fact)
+            data = event.get("event_data", {})
+            new_facts = (data.get("res") or {}).get("ansible_facts")
+            if isinstance(new_facts, dict):
+                with lock:
+                    gathered.setdefault(data.get("host", "?"), {}).update(new_facts)
         if event.get("event") in ("runner_on_failed", "runner_on_unreachable"):
             data = event.get("event_data", {})
             if not data.get("ignore_errors"):
@@ -149,7 +158,7 @@ def provision(
         failed.setdefault(host, "unreachable")
     facts = {}
     for host in sorted(hosts - set(failed)):
-        facts[host] = BoardFacts.from_cache(host, runner.get_fact_cache(host) or {})
+        facts[host] = BoardFacts.from_facts(host, gathered.get(host, {}))
     return ProvisionResult(
         status=runner.status,
         rc=runner.rc,

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Debian packages socfarm needs on the controller (and its tests).
+# Installs only what is missing; does nothing when everything is there.
+set -euo pipefail
+needed=(openssh-server openssh-client iproute2 git make)
+# A Python without the venv module (Debian's python3 without python3-venv).
+python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=(python3-venv)
+missing=()
+for pkg in "${needed[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,111 @@
+"""Unit tests of the small parts: events, trace, stats, runtime helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from device_agent import runtime as runtime_mod
+from device_agent.errors import ModelError, RuntimeMissing
+from device_agent.events import EventWriter
+from device_agent.runtime import import_runtime, make_input
+from device_agent.stats import latency_ms, throughput_ips
+from device_agent.trace import HEADER, write_trace
+
+
+def test_event_is_one_flushed_json_line_with_the_common_fields():
+    out = io.StringIO()
+    EventWriter(out, job_id="j/1").emit("progress", phase="measure", count=3, elapsed_s=0.5)
+    text = out.getvalue()
+    assert text.endswith("\n") and text.count("\n") == 1
+    event = json.loads(text)
+    assert list(event)[:5] == ["v", "event", "job_id", "t_mono_ns", "t_wall_ns"]
+    assert event["v"] == 1 and event["event"] == "progress" and event["job_id"] == "j/1"
+    assert isinstance(event["t_mono_ns"], int) and isinstance(event["t_wall_ns"], int)
+    assert event["count"] == 3
+
+
+def test_event_fields_cannot_override_the_common_ones():
+    with pytest.raises(ValueError, match="reserved"):
+        EventWriter(io.StringIO()).emit("summary", job_id="other")
+
+
+def test_trace_is_written_atomically_with_its_sha256(tmp_path):
+    starts = [100, 250, 400]
+    ends = [200, 350, 500]
+    trace = write_trace(str(tmp_path), starts, ends)
+    data = (tmp_path / "trace.csv").read_bytes()
+    assert data.decode() == HEADER + "0,100,200\n1,250,350\n2,400,500\n"
+    assert trace.sha256 == hashlib.sha256(data).hexdigest()
+    assert trace.rows == 3 and trace.path == str(tmp_path / "trace.csv")
+    assert os.listdir(str(tmp_path)) == ["trace.csv"]  # no temporary left behind
+
+
+def test_trace_with_many_rows(tmp_path):
+    n = 10000
+    starts = list(range(0, 2 * n, 2))
+    trace = write_trace(str(tmp_path), starts, [s + 1 for s in starts])
+    lines = (tmp_path / "trace.csv").read_text().splitlines()
+    assert len(lines) == n + 1 and trace.rows == n
+    assert lines[-1] == "%d,%d,%d" % (n - 1, starts[-1], starts[-1] + 1)
+
+
+def test_latency_percentiles_in_ms():
+    starts = [0] * 100
+    ends = [(i + 1) * 1000000 for i in range(100)]  # 1..100 ms
+    lat = latency_ms(starts, ends)
+    assert lat["min"] == 1.0 and lat["max"] == 100.0
+    assert lat["mean"] == pytest.approx(50.5)
+    assert lat["p50"] == pytest.approx(50.5)
+    assert lat["p90"] == pytest.approx(90.1)
+    assert lat["p99"] == pytest.approx(99.01)
+    assert all(isinstance(v, float) for v in lat.values())
+
+
+def test_throughput_is_count_over_seconds():
+    assert throughput_ips(50, 2000000000) == 25.0
+    with pytest.raises(ValueError):
+        throughput_ips(1, 0)
+
+
+def test_inputs_are_seeded_and_cover_the_dtype_range():
+    f = make_input((1, 8, 8, 3), "float32", seed=0)
+    assert f.dtype == np.float32 and f.shape == (1, 8, 8, 3)
+    assert f.min() >= -1.0 and f.max() < 1.0 and f.min() < -0.9 and f.max() > 0.9
+    assert np.array_equal(f, make_input((1, 8, 8, 3), "float32", seed=0))
+    assert not np.array_equal(f, make_input((1, 8, 8, 3), "float32", seed=1))
+    i8 = make_input((1, 64, 64, 3), "int8", seed=0)
+    assert i8.dtype == np.int8 and i8.min() == -128 and i8.max() == 127
+    u8 = make_input((1, 64, 64, 3), "uint8", seed=0)
+    assert u8.dtype == np.uint8 and u8.min() == 0 and u8.max() == 255
+    with pytest.raises(ModelError, match="unsupported"):
+        make_input((1,), "complex64", seed=0)
+
+
+def test_runtime_prefers_ai_edge_litert():
+    rt = import_runtime()
+    assert rt.module_name == "ai_edge_litert"
+    assert rt.version not in ("", "unknown")
+    assert rt.describe() == {"module": "ai_edge_litert", "version": rt.version}
+
+
+def test_runtime_falls_back_to_the_next_candidate(monkeypatch):
+    monkeypatch.setattr(runtime_mod, "CANDIDATES", (("no_such_runtime_pkg", "x"), ("ai_edge_litert", "ai-edge-litert")))
+    assert import_runtime().module_name == "ai_edge_litert"
+
+
+def test_runtime_missing(monkeypatch):
+    monkeypatch.setattr(runtime_mod, "CANDIDATES", (("no_such_runtime_pkg", "x"),))
+    with pytest.raises(RuntimeMissing, match="no_such_runtime_pkg.interpreter"):
+        import_runtime()
+
+
+def test_runtime_version_without_distribution_metadata():
+    # no distribution metadata and no __version__: a graceful "unknown"
+    assert runtime_mod._version("textwrap", "no-such-dist") == "unknown"
+    assert runtime_mod._version("numpy", "no-such-dist") == np.__version__

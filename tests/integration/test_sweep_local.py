@@ -1,0 +1,187 @@
+"""End to end on this machine: the real CLI, ansible-runner, the agent and LiteRT, tiny models."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.conftest import FIXTURE_ZOO, REPO
+
+INVENTORY = """
+all:
+  children:
+    local_host:
+      hosts:
+        localhost:
+          ansible_connection: local
+          ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+      vars:
+        socfarm_soc: host_cpu
+        socfarm_work_dir: {work_dir}
+        socfarm_components:
+          - {{name: cpu0, class: cpu, cpus: [0]}}
+          - {{name: cpu1, class: cpu, cpus: [1]}}
+{meter}
+"""
+
+METER = """
+        socfarm_meter:
+          kind: virtual_b2900
+          voltage_v: 5.0
+          aperture_s: 0.001
+          interval_s: 0.002
+"""
+
+EXPERIMENTS = """
+version: 1
+zoo: {zoo}
+rules: {{warmup_runs: 2, min_count: 20, min_duration_s: 0.3, max_duration_s: 10}}
+experiments:
+  - name: tiny
+    models: [tiny_cnn]
+    dtypes: [float32, int8]
+    components: [all]
+"""
+
+
+def orchestrator(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=600)
+
+
+@pytest.fixture
+def farm(tmp_path: Path):
+    def make(meter: bool = False, experiments: str = EXPERIMENTS, zoo: Path = FIXTURE_ZOO):
+        inv = tmp_path / "inv.yml"
+        inv.write_text(INVENTORY.format(work_dir=tmp_path / "board", meter=METER if meter else ""))
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(experiments.format(zoo=zoo))
+        return exp, inv
+
+    return make
+
+
+def sweep(tmp_path: Path, exp: Path, inv: Path, *extra: str) -> subprocess.CompletedProcess:
+    return orchestrator("sweep", str(exp), "-i", str(inv), "--store", str(tmp_path / "runs"),
+                        "--reports", str(tmp_path / "reports"), "--state", str(tmp_path / "state"), *extra,
+                        cwd=tmp_path)
+
+
+@pytest.mark.slow
+def test_sweep_end_to_end(tmp_path, farm):
+    exp, inv = farm(meter=True)
+    proc = sweep(tmp_path, exp, inv)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    report = Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: "))
+    assert report.exists() and report.parent.parent == tmp_path / "reports"
+
+    run_dir = next((tmp_path / "runs").iterdir())
+    results = pd.read_parquet(run_dir / "results")
+    assert len(results) == 4
+    assert set(zip(results.component, results.dtype)) == {
+        (c, d) for c in ("cpu0", "cpu1") for d in ("float32", "int8")}
+    assert (results.verdict == "VALID").all()
+    assert (results.throughput_ips > 0).all()
+    assert (results["count"] >= 20).all() and (results.duration_s >= 0.3).all()
+    for col in ("run_id", "board", "component", "model_sha256", "dtype", "runtime_version", "git_revision",
+                "agent_version", "hostname"):
+        assert results[col].notna().all() and (results[col] != "").all(), col
+    manifest = pd.read_json(FIXTURE_ZOO / "manifest.json", typ="series")["models"]
+    assert set(results.model_sha256) == {m["sha256"] for m in manifest}
+    # pinned: the agent ran on exactly the component's cpus
+    assert [list(c) for c in results.sort_values("component").cpus] == [[0], [0], [1], [1]]
+
+    lat = pd.read_parquet(run_dir / "latencies")
+    assert len(lat) == results["count"].sum()
+    assert (lat.latency_ms > 0).all()
+
+    # the simulated meter covered every window
+    assert (results.meter_kind == "virtual_b2900").all()
+    assert (results.power_samples > 100).all()
+    assert (results.mean_power_w > 2.0).all()  # above the simulated idle power: the core was busy
+    power = pd.read_parquet(run_dir / "power")
+    assert set(power.job_id) == set(results.job_id)
+
+    html = report.read_text()
+    assert "Tiny CNN" in html and "cpu0" in html and "cpu1" in html and "random" in html
+    for img in (report.parent).glob("*.png"):
+        assert img.stat().st_size > 1000
+    assert f'src="throughput-localhost.png"' in html
+    assert (report.parent / "results.csv").exists()
+
+    # the report can be regenerated from the store alone
+    again = orchestrator("report", run_dir.name, "--store", str(tmp_path / "runs"), "--reports",
+                         str(tmp_path / "again"), cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "again" / run_dir.name / "index.html").exists()
+
+
+def test_plan_touches_nothing(tmp_path, farm):
+    exp, inv = farm()
+    proc = sweep(tmp_path, exp, inv, "--plan", "--json")
+    assert proc.returncode == 0, proc.stderr
+    import json
+
+    jobs = json.loads(proc.stdout)
+    assert len(jobs) == 4
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "state").exists()
+
+
+def _assert_rejected(tmp_path: Path, proc: subprocess.CompletedProcess, *needles: str) -> None:
+    assert proc.returncode == 2, proc.stderr + proc.stdout
+    for needle in needles:
+        assert needle in proc.stderr, proc.stderr
+    assert not (tmp_path / "runs").exists(), "bad input must not write to the store"
+    assert not (tmp_path / "board").exists(), "bad input must not touch the board"
+
+
+def test_missing_model_file_is_rejected_before_anything_is_written(tmp_path, farm):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    for f in FIXTURE_ZOO.iterdir():
+        (zoo / f.name).write_bytes(f.read_bytes())
+    (zoo / "tiny_cnn_int8.tflite").unlink()
+    exp, inv = farm(zoo=zoo)
+    _assert_rejected(tmp_path, sweep(tmp_path, exp, inv), "missing file", "tiny_cnn_int8.tflite")
+
+
+def test_corrupted_model_file_is_rejected(tmp_path, farm):
+    zoo = tmp_path / "zoo"
+    zoo.mkdir()
+    for f in FIXTURE_ZOO.iterdir():
+        (zoo / f.name).write_bytes(f.read_bytes())
+    (zoo / "tiny_cnn_float32.tflite").write_bytes(b"garbage")
+    exp, inv = farm(zoo=zoo)
+    _assert_rejected(tmp_path, sweep(tmp_path, exp, inv), "sha256 mismatch")
+
+
+def test_unknown_component_is_rejected(tmp_path, farm):
+    exp, inv = farm(experiments=EXPERIMENTS.replace("components: [all]", "components: [cpu0, npu]"))
+    _assert_rejected(tmp_path, sweep(tmp_path, exp, inv),
+                     "exp.yaml:9: experiments.0.components.1: unknown component 'npu'")
+
+
+def test_malformed_yaml_is_rejected(tmp_path, farm):
+    exp, inv = farm(experiments=EXPERIMENTS.replace("models: [tiny_cnn]", "models: [tiny_cnn"))
+    _assert_rejected(tmp_path, sweep(tmp_path, exp, inv), "malformed YAML", "exp.yaml:")
+
+
+def test_unknown_model_is_rejected(tmp_path, farm):
+    exp, inv = farm(experiments=EXPERIMENTS.replace("models: [tiny_cnn]", "models: [vgg19]"))
+    _assert_rejected(tmp_path, sweep(tmp_path, exp, inv), "exp.yaml:7: experiments.0.models.0: model 'vgg19'")
+
+
+def test_unknown_run_for_report(tmp_path):
+    proc = orchestrator("report", "nope", "--store", str(tmp_path / "runs"), cwd=tmp_path)
+    assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
+
+
+def test_readme_commands_exist():
+    readme = (REPO / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in ci
