@@ -65,6 +65,7 @@ class ProvisionResult:
     rc: int
     facts: dict[str, BoardFacts]
     failed: dict[str, str]
+    changed: dict[str, int]
     artifact_dir: Path
 
 
@@ -75,6 +76,9 @@ def _failure_message(event: dict[str, Any]) -> str:
     data = event.get("event_data", {})
     res = data.get("res", {}) or {}
     msg = res.get("msg") or res.get("stderr") or res.get("reason") or "failed"
+    item_msgs = [str(r.get("msg", "")).strip() for r in res.get("results") or [] if r.get("failed")]
+    if item_msgs:
+        msg = "; ".join(item_msgs)
     return f"task '{data.get('task', '?')}': {str(msg).strip()}"
 
 
@@ -164,6 +168,7 @@ def provision(
         rc=runner.rc,
         facts=facts,
         failed=failed,
+        changed={h: int(n) for h, n in (stats.get("changed") or {}).items()},
         artifact_dir=Path(runner.config.artifact_dir),
     )
 

@@ -29,8 +29,8 @@ def throughput_bars(table: pd.DataFrame, board: str, path: Path) -> Path:
     ax.set_ylabel("throughput (images/s, log)")
     ax.set_title(f"{board}: throughput per component")
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize="small", ncol=min(4, len(series)))
-    fig.tight_layout()
-    fig.savefig(path)
+    ax.legend(fontsize="small", ncol=min(4, len(series)), loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              frameon=False)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path

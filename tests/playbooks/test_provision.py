@@ -1,0 +1,83 @@
+"""The real playbooks through ansible-runner on this machine as a local board."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from orchestrator.config.load import tool_path
+from orchestrator.provision.runner import provision
+from tests.conftest import FIXTURE_ZOO, REPO
+
+INVENTORY = """
+all:
+  hosts:
+    localhost:
+      ansible_connection: local
+      ansible_python_interpreter: "{{{{ ansible_playbook_python }}}}"
+      socfarm_soc: host_cpu
+      socfarm_work_dir: {work_dir}
+      socfarm_components: [{{name: cpu0, cpus: [0]}}]
+"""
+
+
+def models_vars(names=("tiny_cnn_float32.tflite",)) -> dict:
+    manifest = json.loads((FIXTURE_ZOO / "manifest.json").read_text())
+    files = [{"file": m["file"], "sha256": m["sha256"]} for m in manifest["models"] if m["file"] in names]
+    return {"models_files": files, "models_src_dir": str(FIXTURE_ZOO)}
+
+
+@pytest.fixture
+def local_inventory(tmp_path: Path) -> Path:
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INVENTORY.format(work_dir=tmp_path / "board"))
+    return inv
+
+
+@pytest.mark.slow
+def test_provision_installs_and_is_idempotent(tmp_path, local_inventory):
+    first = provision(local_inventory, tmp_path / "state", extravars=models_vars())
+    assert first.status == "successful", first.failed
+    facts = first.facts["localhost"]
+    assert facts.runtime_module in ("ai_edge_litert", "tflite_runtime")
+    assert facts.agent_dir == str(tmp_path / "board" / "agent")
+    assert (tmp_path / "board" / "agent" / "device_agent" / "runner.py").exists()
+    assert (tmp_path / "board" / "models" / "tiny_cnn_float32.tflite").read_bytes() == (
+        FIXTURE_ZOO / "tiny_cnn_float32.tflite").read_bytes()
+    assert set(facts.usable_cpus) >= {0}
+    assert first.changed["localhost"] > 0
+
+    second = provision(local_inventory, tmp_path / "state", extravars=models_vars())
+    assert second.status == "successful"
+    assert second.changed.get("localhost", 0) == 0, "a provisioned board must not change"
+
+
+@pytest.mark.slow
+def test_tampered_model_on_board_is_replaced(tmp_path, local_inventory):
+    provision(local_inventory, tmp_path / "state", extravars=models_vars())
+    installed = tmp_path / "board" / "models" / "tiny_cnn_float32.tflite"
+    installed.write_bytes(b"tampered")
+    again = provision(local_inventory, tmp_path / "state", extravars=models_vars())
+    assert again.status == "successful"
+    assert installed.read_bytes() == (FIXTURE_ZOO / "tiny_cnn_float32.tflite").read_bytes()
+
+
+@pytest.mark.slow
+def test_wrong_manifest_checksum_fails_the_board(tmp_path, local_inventory):
+    xv = models_vars()
+    xv["models_files"][0]["sha256"] = "0" * 64
+    result = provision(local_inventory, tmp_path / "state", extravars=xv)
+    assert result.status == "failed"
+    assert "localhost" in result.failed and "the manifest says" in result.failed["localhost"]
+    assert "localhost" not in result.facts
+
+
+@pytest.mark.slow
+def test_playbooks_pass_ansible_lint_production():
+    proc = subprocess.run([tool_path("ansible-lint"), "playbooks/"], cwd=REPO, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
