@@ -115,7 +115,7 @@ def zoo_build(
     sets = {"study": STUDY, "tiny": TINY}
     if model_set not in sets:
         raise SocfarmError(f"--set must be one of {', '.join(sets)}, not {model_set!r}")
-    manifest = build_zoo(out_dir, names=sets[model_set], force=force, on_progress=lambda m: err.print(m, highlight=False))
+    manifest = build_zoo(out_dir, names=sets[model_set], force=force, on_progress=lambda m: err.print(m, highlight=False, markup=False))
     out.print(f"zoo: {len(manifest.models)} models in {out_dir / 'manifest.json'}", highlight=False)
 
 
