@@ -96,6 +96,8 @@ def open_meter(board: Board, ground_truth_dir: Path | None = None) -> Iterator[M
                 current_limit_a=spec.current_limit_a,
                 aperture_s=spec.aperture_s,
                 interval_s=spec.interval_s,
+                # *RST switches the output off: when the SMU supplies the board, that powers it down.
+                reset_on_configure=False,
             )
         )
         driver.identify()

@@ -85,6 +85,26 @@ def test_start_and_fetch_in_steps(server, make_meter):
     np.testing.assert_array_equal(again.current_a, trace.current_a)
 
 
+def test_abort_and_fetch_returns_the_points_taken(server, make_meter):
+    meter = make_meter(server.resource)
+    meter.configure(5000)  # armed for 10 s, as for a job's timeout
+    meter.start()
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    trace = meter.abort_and_fetch()
+    assert time.monotonic() - t0 < 1.0
+    assert 100 <= len(trace) < 5000
+    gt = server.acquisitions[-1]
+    assert gt.aborted and gt.points_acquired == len(trace)
+    assert abs(trace.t_end_s - gt.window_end_mono_s) < 1e-3
+    assert energy_j(trace, trace.t_start_s, trace.t_end_s) == pytest.approx(gt.energy_j, rel=1e-9)
+    # On a completed acquisition it is a plain fetch.
+    meter.configure(20)
+    meter.start()
+    time.sleep(0.1)
+    assert len(meter.abort_and_fetch()) == 20
+
+
 def test_sequence_of_windows_without_reset(server, make_meter):
     meter = make_meter(server.resource, reset_on_configure=False)
     first = meter.measure_window(0.1)
@@ -101,6 +121,8 @@ def test_usage_errors(server, make_meter):
     meter.configure(5)
     with pytest.raises(MeterError, match="start"):
         meter.fetch()
+    with pytest.raises(MeterError, match="start"):
+        meter.abort_and_fetch()
     with pytest.raises(ValueError):
         meter.configure(0)
     with pytest.raises(ValueError):

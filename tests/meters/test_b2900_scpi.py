@@ -241,3 +241,17 @@ def test_several_clients(server, open_visa):
     a.write(":SOUR:VOLT 5")
     assert float(b.query(":SOUR:VOLT?")) == 5.0  # one instrument, shared state
     assert server.connection_count == 2
+
+
+def test_stop_ends_every_thread(make_server, open_visa):
+    import threading
+
+    srv = make_server()
+    inst = open_visa(srv.resource)
+    inst.write(":TRIG:SOUR TIM;:TRIG:TIM 0.002;:SENS:CURR:APER 0.001;:TRIG:COUN 1000;:INIT")
+    assert inst.query("*IDN?")
+    tag = f"-{srv.port}"
+    srv.stop()
+    srv.stop()  # idempotent
+    alive = [t.name for t in threading.enumerate() if t.name.startswith("vb2900-") and t.is_alive()]
+    assert not [n for n in alive if n.endswith(tag) or n.startswith("vb2900-conn") or n.startswith("vb2900-acq")]
