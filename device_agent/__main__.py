@@ -1,0 +1,120 @@
+"""Command line: ``python3 -m device_agent run SPEC.json|-`` and ``... version``.
+
+Events go to the process's original stdout; file descriptor 1 is redirected to
+stderr for the agent's lifetime so that nothing else (a stray print, a native
+library's log line) can corrupt the event stream.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before numpy is imported: keep its BLAS from starting helper threads on the board.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import io  # noqa: E402
+import json  # noqa: E402
+import signal  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from typing import IO, Any, Dict, List, Optional  # noqa: E402
+
+from device_agent import AGENT_VERSION  # noqa: E402
+from device_agent.errors import AgentError, InternalError, Interrupted, RuntimeMissing, SpecError  # noqa: E402
+from device_agent.events import EventWriter  # noqa: E402
+
+
+def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int:
+    args = _parser().parse_args(argv)
+    if out is None:
+        out = _claim_stdout()
+    if args.command == "version":
+        return _version(out)
+    return _run(args.spec, out)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python3 -m device_agent", description="socfarm device agent")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    run = sub.add_parser("run", help="run one job; events as JSON lines on stdout")
+    run.add_argument("spec", metavar="SPEC", help="job spec file (JSON), or - for stdin")
+    sub.add_parser("version", help="print agent and runtime versions as JSON")
+    return p
+
+
+def _claim_stdout() -> IO[str]:
+    """Keep the real stdout for events only; point fd 1 and sys.stdout at stderr."""
+    sys.stdout.flush()
+    events_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    return io.open(events_fd, "w", encoding="utf-8", newline="\n")
+
+
+def _version(out: IO[str]) -> int:
+    from device_agent.runtime import import_runtime
+
+    runtime: Optional[Dict[str, str]] = None
+    try:
+        runtime = import_runtime().describe()
+    except RuntimeMissing as exc:
+        print(str(exc), file=sys.stderr)
+    out.write(json.dumps({"agent_version": AGENT_VERSION, "runtime": runtime}) + "\n")
+    out.flush()
+    return 0 if runtime is not None else RuntimeMissing().exit_code
+
+
+def _run(source: str, out: IO[str]) -> int:
+    events = EventWriter(out)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    try:
+        raw = _load_spec(source)
+        if isinstance(raw, dict) and isinstance(raw.get("job_id"), str):
+            events.job_id = raw["job_id"]
+        from device_agent.runner import run_job
+        from device_agent.spec import parse_spec
+
+        run_job(parse_spec(raw), events)
+        return 0
+    except AgentError as exc:
+        return _report(events, exc)
+    except KeyboardInterrupt:
+        return _report(events, Interrupted("interrupted by SIGINT"))
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        return _report(events, InternalError("%s: %s" % (type(exc).__name__, exc)))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _report(events: EventWriter, exc: AgentError) -> int:
+    print("device_agent: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+    events.emit("error", error=type(exc).__name__, message=str(exc), retryable=exc.retryable)
+    return exc.exit_code
+
+
+def _raise_interrupted(signum: int, frame: Any) -> None:
+    raise Interrupted("stopped by signal %d" % signum)
+
+
+def _load_spec(source: str) -> Any:
+    try:
+        if source == "-":
+            text = sys.stdin.read()
+            where = "stdin"
+        else:
+            with open(source, encoding="utf-8") as f:
+                text = f.read()
+            where = source
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("spec: cannot read %s: %s" % (source, exc))
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SpecError("spec: invalid JSON on %s: %s" % (where, exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
