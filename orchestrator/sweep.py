@@ -7,33 +7,26 @@ loses at most the job that was running.
 
 from __future__ import annotations
 
-import json
 import shutil
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
+from orchestrator.board_runner import BoardRunner, SweepOutcome
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
 from orchestrator.config.load import load_experiments, load_inventory
-from orchestrator.errors import AgentError, ProvisionError, SocfarmError, ZooError
+from orchestrator.errors import ZooError
 from orchestrator.jobs import Job
-from orchestrator.meters.session import MeterSession, open_meter
 from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
 from orchestrator.provenance import git_revision, new_run_id
 from orchestrator.provision.runner import BoardFacts, describe_event, provision
 from orchestrator.report.html import write_report
-from orchestrator.results.schema import SCHEMA_VERSION
 from orchestrator.results.store import RunDir, Store
-from orchestrator.transport.agent import AgentOutcome
-from orchestrator.transport.local import LocalTransport
-from orchestrator.checksum import sha256_file
 from orchestrator.zoo.manifest import Manifest, load_manifest, verify_files
 
 
@@ -75,82 +68,6 @@ def prepare(experiments_path: Path, inventory_path: Path) -> SweepPlan:
             + "\n  ".join(problems)
         )
     return SweepPlan(experiments_path, Path(inventory_path), spec, lab, zoo_dir, manifest, jobs)
-
-
-@dataclass
-class SweepOutcome:
-    run: RunDir
-    done: list[str] = field(default_factory=list)
-    failed: dict[str, str] = field(default_factory=dict)
-    invalid: list[str] = field(default_factory=list)
-    report: Path | None = None
-
-
-def _trace_frame(path: Path, run_id: str, job_id: str) -> pd.DataFrame:
-    try:
-        trace = pd.read_csv(path, dtype={"index": "int64", "start_mono_ns": "int64", "end_mono_ns": "int64"})
-    except (OSError, ValueError) as exc:
-        raise AgentError(f"{job_id}: unreadable trace {path}: {exc}", retryable=True, error_class="TraceError")
-    if list(trace.columns) != ["index", "start_mono_ns", "end_mono_ns"]:
-        raise AgentError(f"{job_id}: trace {path} has columns {list(trace.columns)}", error_class="TraceError")
-    trace.insert(0, "job_id", job_id)
-    trace.insert(0, "run_id", run_id)
-    trace["latency_ms"] = (trace["end_mono_ns"] - trace["start_mono_ns"]) / 1e6
-    return trace
-
-
-def result_row(
-    run: RunDir, job: Job, facts: BoardFacts, outcome: AgentOutcome, git_rev: str, power: dict[str, Any]
-) -> dict[str, Any]:
-    summary = outcome.summary or {}
-    started = outcome.started or {}
-    runtime = started.get("runtime", {})
-    lat = summary.get("latency_ms", {})
-    window = summary.get("window", {})
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "run_id": run.run_id,
-        "job_id": job.job_id,
-        "experiment": job.experiment,
-        "board": job.board,
-        "soc": job.soc,
-        "hostname": str(started.get("hostname", facts.hostname)),
-        "arch": facts.arch,
-        "component": job.component,
-        "component_class": job.component_class,
-        "cpus": list(job.cpus),
-        "threads": job.threads,
-        "model": job.model,
-        "model_display": job.model_display,
-        "dtype": job.dtype,
-        "model_file": job.model_file,
-        "model_sha256": job.model_sha256,
-        "repeat": job.repeat,
-        "runtime_module": str(runtime.get("module", facts.runtime_module)),
-        "runtime_version": str(runtime.get("version", facts.runtime_version)),
-        "agent_version": str(started.get("agent_version", facts.agent_version)),
-        "git_revision": git_rev,
-        "warmup_runs": job.rules.warmup_runs,
-        "min_count": job.rules.min_count,
-        "min_duration_s": job.rules.min_duration_s,
-        "max_duration_s": job.rules.max_duration_s,
-        "started_wall": pd.Timestamp(int(started.get("t_wall_ns", 0)), unit="ns", tz="UTC"),
-        "window_start_mono_ns": window.get("start_mono_ns"),
-        "window_end_mono_ns": window.get("end_mono_ns"),
-        "count": summary.get("count"),
-        "duration_s": summary.get("duration_s"),
-        "throughput_ips": summary.get("throughput_ips"),
-        "latency_mean_ms": lat.get("mean"),
-        "latency_p50_ms": lat.get("p50"),
-        "latency_p90_ms": lat.get("p90"),
-        "latency_p99_ms": lat.get("p99"),
-        "latency_min_ms": lat.get("min"),
-        "latency_max_ms": lat.get("max"),
-        "verdict": summary.get("verdict"),
-        "reasons": list(summary.get("reasons", [])),
-        "trace_sha256": summary.get("trace", {}).get("sha256"),
-        **power,
-    }
 
 
 class SweepRunner:
@@ -210,7 +127,11 @@ class SweepRunner:
             self.plan.inventory_path,
             self.state_dir,
             limit=boards,
-            extravars={"models_files": self.plan.model_files(), "models_src_dir": str(self.plan.zoo_dir)},
+            extravars={
+                "models_files": self.plan.model_files(),
+                "models_src_dir": str(self.plan.zoo_dir),
+                "socfarm_controller_cache": str((self.state_dir / "cache").resolve()),
+            },
             on_event=on_event,
             cancel=self.stop,
         )
@@ -221,75 +142,29 @@ class SweepRunner:
         missing = {b: "no facts after provisioning" for b in boards if b not in result.facts and b not in result.failed}
         return result.facts, {**result.failed, **missing}
 
-    # -- execution ------------------------------------------------------------
-    def _run_job(self, run: RunDir, job: Job, facts: BoardFacts, meter: MeterSession | None, outcome_acc: SweepOutcome):
-        transport = LocalTransport(facts) if self._board(job.board).connection == "local" else None
-        if transport is None:
-            raise ProvisionError(f"{job.board}: only local boards are supported by this version")
-        board_dir = self._board(job.board).work_dir
-        remote_out = f"{board_dir}/jobs/{run.run_id}/{job.job_id}"
-        spec = job.agent_spec(model_path=f"{board_dir}/models/{job.model_file}", output_dir=remote_out)
-        run.journal({"job_id": job.job_id, "state": "started", "board": job.board, "t_wall": time.time()})
-        self.progress.job_started(job)
-        events_path = run.job_dir(job.job_id) / "events.jsonl"
-
-        with open(events_path, "a", encoding="utf-8") as events_file:
-            def on_event(event: dict[str, Any]) -> None:
-                events_file.write(json.dumps(event, separators=(",", ":")) + "\n")
-                self.progress.agent_event(job, event)
-
-            timeout_s = job.rules.max_duration_s * 2 + 300
-            if meter is not None:
-                meter.begin_job(timeout_s)
-            try:
-                outcome = transport.run_agent(spec, on_event, timeout_s)
-            finally:
-                power_trace = meter.end_job() if meter is not None else None
-        summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
-        local_trace = run.job_dir(job.job_id) / "trace.csv"
-        transport.fetch(summary["trace"]["path"], local_trace)
-        if sha256_file(local_trace) != summary["trace"]["sha256"]:
-            raise AgentError(f"{job.job_id}: trace checksum mismatch after transfer", retryable=True,
-                             error_class="TraceError")
-        latencies = _trace_frame(local_trace, run.run_id, job.job_id)
-        power_cols, power_rows = (meter.summarize(power_trace, summary, run.run_id, job.job_id)
-                                  if meter is not None else (MeterSession.no_meter(), None))
-        row = result_row(run, job, facts, outcome, self.git_rev, power_cols)
-        if power_rows is not None:
-            run.write_table("power", job.job_id, power_rows)
-        run.write_table("latencies", job.job_id, latencies)
-        run.write_table("results", job.job_id, [row])
-        run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "t_wall": time.time(),
-                     "verdict": row["verdict"]})
-        outcome_acc.done.append(job.job_id)
-        if row["verdict"] != "VALID":
-            outcome_acc.invalid.append(job.job_id)
-        self.progress.job_done(job, row)
-
     def _board(self, name: str) -> Board:
         board = self.plan.lab.board(name)
         assert board is not None
         return board
 
-    def _run_board(self, run: RunDir, board: Board, jobs: list[Job], facts: BoardFacts, acc: SweepOutcome) -> None:
-        pending = list(jobs)
+    def _run_boards(
+        self, run: RunDir, by_board: dict[str, list[Job]], facts: dict[str, BoardFacts], acc: SweepOutcome
+    ) -> None:
+        """Every board in its own thread, its jobs one at a time; Ctrl-C lets running jobs end."""
+        pool = ThreadPoolExecutor(max_workers=max(1, len(by_board)), thread_name_prefix="board")
+        futures = [
+            pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop).run_jobs,
+                        jobs, acc)
+            for b, jobs in by_board.items()
+        ]
         try:
-            with open_meter(board, run.path) as meter:
-                while pending and not self.stop.is_set():
-                    job = pending.pop(0)
-                    try:
-                        self._run_job(run, job, facts, meter, acc)
-                    except (SocfarmError, OSError) as exc:
-                        self._fail(run, job, exc, acc)
-        except SocfarmError as exc:  # the board's meter failed: its remaining jobs cannot be measured
-            for job in pending:
-                self._fail(run, job, exc, acc)
-
-    def _fail(self, run: RunDir, job: Job, exc: Exception, acc: SweepOutcome) -> None:
-        acc.failed[job.job_id] = str(exc)
-        run.journal({"job_id": job.job_id, "state": "failed", "board": job.board, "t_wall": time.time(),
-                     "error": getattr(exc, "error_class", type(exc).__name__), "message": str(exc)})
-        self.progress.job_failed(job, str(exc))
+            for future in futures:
+                future.result()
+        except KeyboardInterrupt:
+            self.stop.set()  # no new job starts; the running ones see the same SIGINT and stop
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def run(self) -> SweepOutcome:
         run = self._create_run()
@@ -305,14 +180,8 @@ class SweepRunner:
                     run.journal({"job_id": job.job_id, "state": "failed", "board": board, "t_wall": time.time(),
                                  "error": "ProvisionError", "message": reason})
             self.progress.start_jobs({b: len(js) for b, js in by_board.items()})
-            with ThreadPoolExecutor(max_workers=max(1, len(by_board))) as pool:
-                futures = [
-                    pool.submit(self._run_board, run, self._board(b), js, facts[b], acc) for b, js in by_board.items()
-                ]
-                for f in futures:
-                    f.result()
+            self._run_boards(run, by_board, facts, acc)
         except KeyboardInterrupt:
-            self.stop.set()
             run.update_meta(status="interrupted")
             raise
         finally:

@@ -27,6 +27,7 @@ class Component(Strict):
     component_class: ComponentClass = Field("cpu", alias="class", description="for cross-SoC comparison")
     cpus: list[int] = Field(min_length=1)
     threads: PositiveInt | None = Field(None, description="interpreter threads; default: one per cpu")
+    cpufreq_policy: str | None = Field(None, description="cpufreq policy of this cluster, e.g. policy4")
 
     @property
     def effective_threads(self) -> int:
@@ -56,6 +57,29 @@ class MeterSpec(Strict):
         return self
 
 
+class PowerSensorsSpec(Strict):
+    """On-board sensors the agent reads itself (XU3 INA231 rails, hwmon ina2xx)."""
+
+    kind: Literal["ina231", "hwmon"]
+    rails: dict[str, str] = Field(min_length=1, description="rail -> sensor folder relative to the sysfs root")
+    update_period_us: PositiveInt | None = Field(None, description="INA231 conversion period to set (µs)")
+
+
+class GpuSpec(Strict):
+    devfreq: str = Field(description="devfreq node name under class/devfreq/")
+    name: str | None = None
+
+
+class SshSpec(Strict):
+    """How the controller reaches a board (the same values Ansible uses)."""
+
+    user: str = "root"
+    port: PositiveInt = 22
+    key_file: str | None = None
+    known_hosts: str | None = Field(None, description="known_hosts file; default: ~/.ssh/known_hosts")
+    connect_timeout_s: PositiveFloat = 10.0
+
+
 class Board(Strict):
     name: str
     soc: str = Field(description="SoC type, e.g. exynos5422; one per inventory group")
@@ -63,8 +87,12 @@ class Board(Strict):
     connection: Literal["local", "ssh"] = "ssh"
     address: str | None = None
     work_dir: str = Field(description="where the agent, runtime venv and models live on the board")
+    sysfs_root: str = Field("/sys", description="sysfs as the agent sees it (a fake tree on virtual boards)")
     components: list[Component] = Field(min_length=1)
+    gpu: GpuSpec | None = None
+    power_sensors: PowerSensorsSpec | None = None
     meter: MeterSpec | None = None
+    ssh: SshSpec = SshSpec()
 
     @model_validator(mode="after")
     def _unique_components(self) -> "Board":

@@ -91,6 +91,9 @@ _INVENTORY_VARS = {
     "components": "socfarm_components",
     "meter": "socfarm_meter",
     "address": "ansible_host",
+    "sysfs_root": "socfarm_sysfs_root",
+    "gpu": "socfarm_gpu",
+    "power_sensors": "socfarm_power_sensors",
 }
 
 
@@ -100,6 +103,12 @@ def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
     boards: list[Board] = []
     for host, groups in _host_groups(listing).items():
         hv = hostvars.get(host, {})
+        ssh = {
+            "user": hv.get("ansible_user"),
+            "port": hv.get("ansible_port"),
+            "key_file": hv.get("ansible_ssh_private_key_file"),
+            "known_hosts": hv.get("socfarm_known_hosts"),
+        }
         raw = {
             "name": host,
             "soc": hv.get("socfarm_soc"),
@@ -107,8 +116,12 @@ def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
             "connection": "local" if hv.get("ansible_connection") == "local" else "ssh",
             "address": hv.get("ansible_host", host),
             "work_dir": hv.get("socfarm_work_dir"),
+            "sysfs_root": hv.get("socfarm_sysfs_root"),
             "components": hv.get("socfarm_components"),
+            "gpu": hv.get("socfarm_gpu"),
+            "power_sensors": hv.get("socfarm_power_sensors"),
             "meter": hv.get("socfarm_meter"),
+            "ssh": {k: v for k, v in ssh.items() if v is not None},
         }
         raw = {k: v for k, v in raw.items() if v is not None}
         try:

@@ -2,9 +2,8 @@
 
 The meter is armed before the agent starts (so it covers warm-up and the
 window), stopped when the agent ends, and its samples are cut to exactly the
-window the agent reports. On a ``local`` board the agent's monotonic clock is
-the controller's, so no offset is needed; remote boards need clock alignment
-and are refused here until it exists.
+window the agent reports, converted from the board's clock to the
+controller's with the offset estimated for that board.
 """
 
 from __future__ import annotations
@@ -17,9 +16,9 @@ from typing import Any, Iterator
 import pandas as pd
 
 from orchestrator.config.inventory import Board, MeterSpec
-from orchestrator.errors import ConfigError
 from orchestrator.meters.b2900 import MAX_POINTS, B2900Meter
 from orchestrator.meters.energy import PowerTrace, energy_j
+from orchestrator.transport.clock import ClockOffset
 
 # Samples kept around the window in the power table (for plots and audits).
 MARGIN_S = 0.1
@@ -42,30 +41,44 @@ class MeterSession:
         """Stop the acquisition and read what it holds."""
         return self.driver.abort_and_fetch()
 
-    @staticmethod
-    def no_meter() -> dict[str, Any]:
-        return {c: None for c in POWER_COLUMNS}
-
     def summarize(
-        self, trace: PowerTrace, summary: dict[str, Any], run_id: str, job_id: str
+        self, trace: PowerTrace, summary: dict[str, Any], offset: ClockOffset, run_id: str, job_id: str
     ) -> tuple[dict[str, Any], pd.DataFrame]:
-        """Power columns of the result row, and the samples around the window."""
+        """Power columns of the result row, and the samples around the window (board clock)."""
         window = summary["window"]
-        t0 = window["start_mono_ns"] / 1e9
-        t1 = window["end_mono_ns"] / 1e9
-        cols = {**self.no_meter(), "meter_kind": self.spec.kind, "meter_measures": self.spec.measures}
+        # the window is on the board's clock, the trace on the controller's
+        t0 = offset.to_controller_ns(window["start_mono_ns"]) / 1e9
+        t1 = offset.to_controller_ns(window["end_mono_ns"]) / 1e9
+        cols = {**no_power(), "meter_kind": self.spec.kind, "meter_measures": self.spec.measures}
         inside = (trace.t_mono_s >= t0) & (trace.t_mono_s <= t1)
         cols["power_samples"] = int(inside.sum())
         if len(trace) >= 2 and trace.t_start_s <= t0 and trace.t_end_s >= t1 and t1 > t0:
             energy = energy_j(trace, t0, t1)
-            cols["energy_j"] = energy
-            cols["mean_power_w"] = energy / (t1 - t0)
-            cols["energy_per_image_j"] = energy / summary["count"] if summary.get("count") else None
+            cols.update(power_columns(energy, t1 - t0, summary.get("count")))
         near = (trace.t_mono_s >= t0 - MARGIN_S) & (trace.t_mono_s <= t1 + MARGIN_S)
         rows = pd.DataFrame(
-            {"run_id": run_id, "job_id": job_id, "t_mono_s": trace.t_mono_s[near], "power_w": trace.power_w[near]}
+            {
+                "run_id": run_id,
+                "job_id": job_id,
+                "source": "meter",
+                "rail": "board",
+                "t_mono_s": trace.t_mono_s[near] + offset.offset_ns / 1e9,
+                "power_w": trace.power_w[near],
+            }
         )
         return cols, rows
+
+
+def no_power() -> dict[str, Any]:
+    return {c: None for c in POWER_COLUMNS}
+
+
+def power_columns(energy_j_: float, duration_s: float, count: int | None) -> dict[str, Any]:
+    return {
+        "energy_j": energy_j_,
+        "mean_power_w": energy_j_ / duration_s,
+        "energy_per_image_j": energy_j_ / count if count else None,
+    }
 
 
 @contextlib.contextmanager
@@ -75,10 +88,6 @@ def open_meter(board: Board, ground_truth_dir: Path | None = None) -> Iterator[M
     if spec is None or spec.kind == "none":
         yield None
         return
-    if board.connection != "local":
-        raise ConfigError(
-            f"{board.name}: a power meter on a remote board needs clock alignment, which this version lacks"
-        )
     with contextlib.ExitStack() as stack:
         resource = spec.resource
         if spec.kind == "virtual_b2900":

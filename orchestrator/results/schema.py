@@ -53,7 +53,11 @@ RESULTS = pa.schema(
         ("verdict", pa.string()),
         ("reasons", pa.list_(pa.string())),
         ("trace_sha256", pa.string()),
-        # power (null when the board has no meter)
+        # board clock minus controller clock, and its uncertainty (round-trip method)
+        ("clock_offset_ns", pa.int64()),
+        ("clock_uncertainty_ns", pa.int64()),
+        # power (null when the board has neither meter nor sensors);
+        # meter_measures: board_supply (SMU) or rails (sum of on-board rails)
         ("meter_kind", pa.string()),
         ("meter_measures", pa.string()),
         ("power_samples", pa.int64()),
@@ -75,11 +79,15 @@ LATENCIES = pa.schema(
     ]
 )
 
-# One row per power sample inside (and around) the measurement window.
+# One row per power sample inside (and around) the measurement window, on the
+# board's monotonic clock. source: "meter" (controller-driven SMU, rail
+# "board") or "sensor" (on-board sensors read by the agent, one rail each).
 POWER = pa.schema(
     [
         ("run_id", pa.string()),
         ("job_id", pa.string()),
+        ("source", pa.string()),
+        ("rail", pa.string()),
         ("t_mono_s", pa.float64()),
         ("power_w", pa.float64()),
     ]

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from orchestrator.errors import AgentError
+from orchestrator.transport.clock import ClockOffset
 
 EventCallback = Callable[[dict[str, Any]], None]
 
@@ -81,8 +83,12 @@ class LineSink:
 
 
 class Transport(Protocol):
-    """How the orchestrator reaches one board."""
+    """How the orchestrator reaches one board (local subprocess or SSH)."""
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome: ...
 
-    def fetch(self, remote_path: str, local_path: "Path") -> None: ...  # noqa: F821
+    def fetch(self, remote_path: str, local_path: Path) -> None: ...
+
+    def clock_offset(self, probes: int = 16) -> ClockOffset: ...
+
+    def close(self) -> None: ...

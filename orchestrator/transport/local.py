@@ -13,11 +13,18 @@ from typing import Any
 from orchestrator.errors import AgentError
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
+from orchestrator.transport.clock import SAME_CLOCK, ClockOffset
 
 
 class LocalTransport:
     def __init__(self, facts: BoardFacts):
         self.facts = facts
+
+    def clock_offset(self, probes: int = 16) -> ClockOffset:
+        return SAME_CLOCK  # the agent reads this very machine's CLOCK_MONOTONIC
+
+    def close(self) -> None:
+        pass
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome:
         env = dict(os.environ)

@@ -81,3 +81,20 @@ def test_playbooks_pass_ansible_lint_production():
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Profile 'production' was required, and it passed" in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_runtime_is_installed_from_a_wheelhouse_when_the_board_python_lacks_it(tmp_path):
+    """/usr/bin/python3 has no numpy/LiteRT: the role downloads wheels on the controller and installs offline."""
+    inv = tmp_path / "inv.yml"
+    inv.write_text(INVENTORY.format(work_dir=tmp_path / "board").replace(
+        "{{{{ ansible_playbook_python }}}}".format(), "/usr/bin/python3"))
+    xv = {**models_vars(), "socfarm_controller_cache": str(tmp_path / "cache")}
+    result = provision(inv, tmp_path / "state", extravars=xv)
+    assert result.status == "successful", result.failed
+    facts = result.facts["localhost"]
+    assert facts.python == str(tmp_path / "board" / "venv" / "bin" / "python")
+    assert facts.runtime_module == "ai_edge_litert"
+    assert any((tmp_path / "board" / "wheelhouse").glob("ai_edge_litert-*.whl"))
+    again = provision(inv, tmp_path / "state", extravars=xv)
+    assert again.changed.get("localhost", 0) == 0

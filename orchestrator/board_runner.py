@@ -1,0 +1,234 @@
+"""One board's share of a sweep: its jobs one after another, each measured and stored.
+
+Per job: journal ``started``, arm the board's meter, run the agent through the
+board's transport, stop the meter, fetch and verify the trace (and the
+agent's own power samples), then write the job's Parquet rows and journal
+``done``. Anything that fails is journalled ``failed`` with its error class.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from orchestrator.checksum import sha256_file
+from orchestrator.config.inventory import Board
+from orchestrator.errors import AgentError, SocfarmError
+from orchestrator.jobs import Job
+from orchestrator.meters.sensors import sensor_power
+from orchestrator.meters.session import MeterSession, no_power, open_meter
+from orchestrator.progress import SweepProgress
+from orchestrator.provision.runner import BoardFacts
+from orchestrator.results.schema import SCHEMA_VERSION
+from orchestrator.results.store import RunDir
+from orchestrator.transport.agent import AgentOutcome, Transport
+from orchestrator.transport.clock import ClockOffset
+from orchestrator.transport.local import LocalTransport
+from orchestrator.transport.ssh import SshTransport
+
+
+@dataclass
+class SweepOutcome:
+    run: RunDir
+    done: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    invalid: list[str] = field(default_factory=list)
+    report: Path | None = None
+
+
+def open_transport(board: Board, facts: BoardFacts) -> Transport:
+    if board.connection == "local":
+        return LocalTransport(facts)
+    return SshTransport(board, python=facts.python, agent_dir=facts.agent_dir)
+
+
+def _trace_frame(path: Path, run_id: str, job_id: str) -> pd.DataFrame:
+    try:
+        trace = pd.read_csv(path, dtype={"index": "int64", "start_mono_ns": "int64", "end_mono_ns": "int64"})
+    except (OSError, ValueError) as exc:
+        raise AgentError(f"{job_id}: unreadable trace {path}: {exc}", retryable=True, error_class="TraceError")
+    if list(trace.columns) != ["index", "start_mono_ns", "end_mono_ns"]:
+        raise AgentError(f"{job_id}: trace {path} has columns {list(trace.columns)}", error_class="TraceError")
+    trace.insert(0, "job_id", job_id)
+    trace.insert(0, "run_id", run_id)
+    trace["latency_ms"] = (trace["end_mono_ns"] - trace["start_mono_ns"]) / 1e6
+    return trace
+
+
+def result_row(
+    run_id: str,
+    job: Job,
+    facts: BoardFacts,
+    outcome: AgentOutcome,
+    git_rev: str,
+    offset: ClockOffset,
+    power: dict[str, Any],
+) -> dict[str, Any]:
+    summary = outcome.summary or {}
+    started = outcome.started or {}
+    runtime = started.get("runtime") or {}
+    lat = summary.get("latency_ms", {})
+    window = summary.get("window", {})
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run_id,
+        "job_id": job.job_id,
+        "experiment": job.experiment,
+        "board": job.board,
+        "soc": job.soc,
+        "hostname": str(started.get("hostname", facts.hostname)),
+        "arch": facts.arch,
+        "component": job.component,
+        "component_class": job.component_class,
+        "cpus": list(job.cpus),
+        "threads": job.threads,
+        "model": job.model,
+        "model_display": job.model_display,
+        "dtype": job.dtype,
+        "model_file": job.model_file,
+        "model_sha256": job.model_sha256,
+        "repeat": job.repeat,
+        "runtime_module": str(runtime.get("module", facts.runtime_module)),
+        "runtime_version": str(runtime.get("version", facts.runtime_version)),
+        "agent_version": str(started.get("agent_version", facts.agent_version)),
+        "git_revision": git_rev,
+        "warmup_runs": job.rules.warmup_runs,
+        "min_count": job.rules.min_count,
+        "min_duration_s": job.rules.min_duration_s,
+        "max_duration_s": job.rules.max_duration_s,
+        "started_wall": pd.Timestamp(int(started.get("t_wall_ns", 0)), unit="ns", tz="UTC"),
+        "window_start_mono_ns": window.get("start_mono_ns"),
+        "window_end_mono_ns": window.get("end_mono_ns"),
+        "count": summary.get("count"),
+        "duration_s": summary.get("duration_s"),
+        "throughput_ips": summary.get("throughput_ips"),
+        "latency_mean_ms": lat.get("mean"),
+        "latency_p50_ms": lat.get("p50"),
+        "latency_p90_ms": lat.get("p90"),
+        "latency_p99_ms": lat.get("p99"),
+        "latency_min_ms": lat.get("min"),
+        "latency_max_ms": lat.get("max"),
+        "verdict": summary.get("verdict"),
+        "reasons": list(summary.get("reasons", [])),
+        "trace_sha256": (summary.get("trace") or {}).get("sha256"),
+        "clock_offset_ns": offset.offset_ns,
+        "clock_uncertainty_ns": offset.uncertainty_ns,
+        **power,
+    }
+
+
+class BoardRunner:
+    def __init__(
+        self,
+        run: RunDir,
+        board: Board,
+        facts: BoardFacts,
+        git_rev: str,
+        progress: SweepProgress,
+        stop: threading.Event,
+    ):
+        self.run = run
+        self.board = board
+        self.facts = facts
+        self.git_rev = git_rev
+        self.progress = progress
+        self.stop = stop
+
+    def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
+        pending = list(jobs)
+        try:
+            transport = open_transport(self.board, self.facts)
+            try:
+                offset = transport.clock_offset()
+                self.run.journal({"board": self.board.name, "state": "clock", "offset_ns": offset.offset_ns,
+                                  "uncertainty_ns": offset.uncertainty_ns, "t_wall": time.time()})
+                with open_meter(self.board, self.run.path) as meter:
+                    while pending and not self.stop.is_set():
+                        job = pending.pop(0)
+                        try:
+                            self._run_job(job, transport, meter, offset, acc)
+                        except (SocfarmError, OSError) as exc:
+                            self._fail(job, exc, acc)
+            finally:
+                transport.close()
+        except SocfarmError as exc:  # the board or its meter is unusable: its remaining jobs cannot run
+            for job in pending:
+                self._fail(job, exc, acc)
+
+    def _fail(self, job: Job, exc: Exception, acc: SweepOutcome) -> None:
+        acc.failed[job.job_id] = str(exc)
+        self.run.journal({"job_id": job.job_id, "state": "failed", "board": job.board, "t_wall": time.time(),
+                          "error": getattr(exc, "error_class", type(exc).__name__), "message": str(exc)})
+        self.progress.job_failed(job, str(exc))
+
+    def _spec(self, job: Job) -> dict[str, Any]:
+        work = self.board.work_dir
+        spec = job.agent_spec(
+            model_path=f"{work}/models/{job.model_file}", output_dir=f"{work}/jobs/{self.run.run_id}/{job.job_id}"
+        )
+        spec["sysfs_root"] = self.board.sysfs_root
+        sensors = self.board.power_sensors
+        if sensors is not None:
+            spec["power"] = {"kind": sensors.kind, "rails": dict(sensors.rails)}
+            if sensors.update_period_us:
+                spec["power"]["update_period_us"] = sensors.update_period_us
+        return spec
+
+    def _fetch_verified(self, transport: Transport, block: dict[str, Any], job: Job, name: str) -> Path:
+        local = self.run.job_dir(job.job_id) / name
+        transport.fetch(block["path"], local)
+        if sha256_file(local) != block["sha256"]:
+            raise AgentError(f"{job.job_id}: {name} checksum mismatch after transfer", retryable=True,
+                             error_class="TraceError")
+        return local
+
+    def _run_job(
+        self, job: Job, transport: Transport, meter: MeterSession | None, offset: ClockOffset, acc: SweepOutcome
+    ) -> None:
+        run = self.run
+        run.journal({"job_id": job.job_id, "state": "started", "board": job.board, "t_wall": time.time()})
+        self.progress.job_started(job)
+        timeout_s = job.rules.max_duration_s * 2 + 300
+        with open(run.job_dir(job.job_id) / "events.jsonl", "a", encoding="utf-8") as events_file:
+
+            def on_event(event: dict[str, Any]) -> None:
+                events_file.write(json.dumps(event, separators=(",", ":")) + "\n")
+                self.progress.agent_event(job, event)
+
+            if meter is not None:
+                meter.begin_job(timeout_s)
+            try:
+                outcome = transport.run_agent(self._spec(job), on_event, timeout_s)
+            finally:
+                power_trace = meter.end_job() if meter is not None else None
+        summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
+
+        latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], job, "trace.csv"),
+                                 run.run_id, job.job_id)
+        power_cols, power_rows = no_power(), []
+        if summary.get("power"):
+            csv = self._fetch_verified(transport, summary["power"], job, "power.csv")
+            power_cols, rows = sensor_power(summary, csv, run.run_id, job.job_id)
+            power_rows.append(rows)
+        if meter is not None and power_trace is not None:
+            # a supply meter measures the whole board: it takes precedence for the row's figures
+            power_cols, rows = meter.summarize(power_trace, summary, offset, run.run_id, job.job_id)
+            power_rows.append(rows)
+        row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, offset, power_cols)
+
+        if power_rows:
+            run.write_table("power", job.job_id, pd.concat(power_rows, ignore_index=True))
+        run.write_table("latencies", job.job_id, latencies)
+        run.write_table("results", job.job_id, [row])
+        run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "t_wall": time.time(),
+                     "verdict": row["verdict"]})
+        acc.done.append(job.job_id)
+        if row["verdict"] != "VALID":
+            acc.invalid.append(job.job_id)
+        self.progress.job_done(job, row)

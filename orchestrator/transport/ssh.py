@@ -1,0 +1,197 @@
+"""Transport to a board over SSH (fabric), with strict host keys and classified errors.
+
+The job spec is uploaded over SFTP next to the job's outputs (so the board
+keeps what it was asked to do), the agent runs with its events streaming
+back line by line, and files come back over SFTP.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import socket
+from pathlib import Path
+from typing import Any
+
+import paramiko
+from fabric import Connection
+from invoke.exceptions import CommandTimedOut
+
+from orchestrator.config.inventory import Board
+from orchestrator.errors import AgentError, StableError, TransientError
+from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
+from orchestrator.transport.clock import PROBE_SCRIPT, ClockOffset, estimate_offset
+
+
+class BoardUnreachable(TransientError):
+    """No TCP connection, a dropped link, or an SSH session that died."""
+
+
+class SshAuthError(StableError):
+    """The board refused our key (wrong key, wrong user)."""
+
+
+class HostKeyError(StableError):
+    """The board's host key is unknown or does not match known_hosts."""
+
+
+def classify(board: Board, exc: BaseException, doing: str) -> Exception:
+    """Map paramiko/socket failures to our error classes (says whether a retry can help)."""
+    where = f"{board.name} ({board.ssh.user}@{board.address}:{board.ssh.port}): {doing}"
+    if isinstance(exc, paramiko.AuthenticationException):
+        key = board.ssh.key_file or "default keys"
+        return SshAuthError(f"{where}: authentication failed with {key}: {exc}")
+    if isinstance(exc, paramiko.BadHostKeyException):
+        return HostKeyError(f"{where}: host key mismatch (possible impostor or reinstalled board): {exc}")
+    if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
+        known = board.ssh.known_hosts or "~/.ssh/known_hosts"
+        return HostKeyError(f"{where}: host key not in {known}: {exc}")
+    if isinstance(exc, (OSError, EOFError, socket.timeout, paramiko.SSHException, CommandTimedOut)):
+        return BoardUnreachable(f"{where}: {type(exc).__name__}: {exc}")
+    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+
+
+def connect(board: Board) -> Connection:
+    """An open SSH connection to ``board`` that rejects unknown host keys."""
+    connect_kwargs: dict[str, Any] = {"look_for_keys": board.ssh.key_file is None, "allow_agent": True,
+                                      "banner_timeout": board.ssh.connect_timeout_s,
+                                      "auth_timeout": board.ssh.connect_timeout_s}
+    if board.ssh.key_file:
+        connect_kwargs["key_filename"] = [os.path.expanduser(board.ssh.key_file)]
+        connect_kwargs["allow_agent"] = False
+    conn = Connection(
+        board.address or board.name,
+        user=board.ssh.user,
+        port=board.ssh.port,
+        connect_timeout=board.ssh.connect_timeout_s,
+        connect_kwargs=connect_kwargs,
+    )
+    conn.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    known = os.path.expanduser(board.ssh.known_hosts or "~/.ssh/known_hosts")
+    try:
+        conn.client.load_host_keys(known)
+    except FileNotFoundError:
+        pass  # every host is then unknown, and RejectPolicy says so by name
+    try:
+        conn.open()
+    except Exception as exc:  # noqa: BLE001 - classified below
+        conn.close()
+        raise classify(board, exc, "connecting") from exc
+    return conn
+
+
+class _EventStream(io.TextIOBase):
+    """A writable stream that cuts the agent's stdout into lines for a LineSink."""
+
+    def __init__(self, sink: LineSink):
+        self.sink = sink
+        self.buffer = ""
+
+    def write(self, text: str) -> int:
+        self.buffer += text
+        while "\n" in self.buffer:
+            line, self.buffer = self.buffer.split("\n", 1)
+            self.sink.feed(line)
+        return len(text)
+
+    def flush_rest(self) -> None:
+        if self.buffer:
+            self.sink.feed(self.buffer)
+            self.buffer = ""
+
+
+class SshTransport:
+    def __init__(self, board: Board, python: str, agent_dir: str):
+        self.board = board
+        self.python = python
+        self.agent_dir = agent_dir
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None or not self._conn.is_connected:
+            self._conn = connect(self.board)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def __enter__(self) -> "SshTransport":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, command: str, timeout_s: float = 60.0) -> str:
+        """Run a short command; its stdout. Failures are classified."""
+        try:
+            result = self.conn.run(command, hide=True, warn=True, timeout=timeout_s, in_stream=False)
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise classify(self.board, exc, f"running {command!r}") from exc
+        if result.exited != 0:
+            raise BoardUnreachable(f"{self.board.name}: {command!r} exited {result.exited}: {result.stderr.strip()}")
+        return result.stdout
+
+    def clock_offset(self, probes: int = 16) -> ClockOffset:
+        """The board's monotonic clock relative to ours, probed over one SSH channel."""
+        channel = None
+        try:
+            channel = self.conn.client.get_transport().open_session(timeout=self.board.ssh.connect_timeout_s)
+            channel.settimeout(self.board.ssh.connect_timeout_s)
+            channel.exec_command(f"{shlex.quote(self.python)} -u -c {shlex.quote(PROBE_SCRIPT)}")
+            reader = channel.makefile("r")
+
+            def exchange() -> int:
+                channel.sendall(b"\n")
+                return int(reader.readline())
+
+            return estimate_offset(exchange, probes)
+        except ValueError as exc:
+            raise BoardUnreachable(f"{self.board.name}: clock probe answered garbage: {exc}") from exc
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise classify(self.board, exc, "probing the clock") from exc
+        finally:
+            if channel is not None:
+                channel.close()
+
+    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome:
+        outcome = AgentOutcome()
+        out_dir = spec["output_dir"]
+        spec_path = f"{out_dir}/spec.json"
+        stream = _EventStream(LineSink(outcome, on_event))
+        command = (
+            f"mkdir -p {shlex.quote(out_dir)} && cd {shlex.quote(self.agent_dir)} && "
+            f"PYTHONPATH={shlex.quote(self.agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
+            f"exec {shlex.quote(self.python)} -m device_agent run {shlex.quote(spec_path)}"
+        )
+        try:
+            self.conn.run(f"mkdir -p {shlex.quote(out_dir)}", hide=True, in_stream=False, timeout=30)
+            with self.conn.sftp().open(spec_path, "w") as fh:
+                fh.write(json.dumps(spec))
+            result = self.conn.run(command, hide=True, warn=True, timeout=timeout_s, in_stream=False,
+                                   out_stream=stream)
+        except CommandTimedOut as exc:
+            self.close()  # closing the session ends the remote agent with SIGHUP
+            raise AgentError(f"{self.board.name}: job {spec.get('job_id')} did not end within {timeout_s:.0f} s",
+                             retryable=True, error_class="JobTimeout") from exc
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise classify(self.board, exc, f"running job {spec.get('job_id')}") from exc
+        stream.flush_rest()
+        outcome.returncode = result.exited
+        outcome.stderr_tail = result.stderr[-4000:]
+        return outcome
+
+    def fetch(self, remote_path: str, local_path: Path) -> None:
+        local_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn.get(remote_path, str(local_path))
+        except Exception as exc:  # noqa: BLE001
+            self.close()
+            raise classify(self.board, exc, f"fetching {remote_path}") from exc

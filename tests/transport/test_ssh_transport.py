@@ -1,0 +1,83 @@
+"""SSH transport (fabric) against a real sshd on loopback: agent jobs, SFTP, clock, classified errors."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+
+from orchestrator.checksum import sha256_file
+from orchestrator.errors import AgentError
+from orchestrator.transport.ssh import BoardUnreachable, HostKeyError, SshAuthError, SshTransport, connect
+from tests.conftest import FIXTURE_ZOO, REPO
+
+
+@pytest.fixture
+def transport(sshd, tmp_path):
+    board = sshd.board(tmp_path / "board")
+    with SshTransport(board, python=sys.executable, agent_dir=str(REPO)) as t:
+        yield t
+
+
+def spec(tmp_path, **rules):
+    model = FIXTURE_ZOO / "tiny_cnn_float32.tflite"
+    return {
+        "spec_version": 1,
+        "job_id": "ssh-1",
+        "model": {"path": str(model), "sha256": sha256_file(model)},
+        "component": {"name": "cpu0", "kind": "cpu", "cpus": [0], "threads": 1},
+        "rules": {"warmup_runs": 1, "min_count": 10, "min_duration_s": 0.2, "max_duration_s": 5, **rules},
+        "output_dir": str(tmp_path / "board" / "jobs" / "ssh-1"),
+    }
+
+
+def test_agent_job_over_ssh_streams_events_and_fetches_a_verified_trace(transport, tmp_path):
+    events = []
+    outcome = transport.run_agent(spec(tmp_path), events.append, timeout_s=60)
+    summary = outcome.raise_for_failure("lo")
+    assert [e["event"] for e in events][0] == "started" and events[-1]["event"] == "summary"
+    assert summary["count"] >= 10 and summary["verdict"] == "VALID"
+    local = tmp_path / "fetched" / "trace.csv"
+    transport.fetch(summary["trace"]["path"], local)
+    assert sha256_file(local) == summary["trace"]["sha256"]
+    assert (tmp_path / "board" / "jobs" / "ssh-1" / "spec.json").exists()
+
+
+def test_agent_spec_error_comes_back_as_a_stable_agent_error(transport, tmp_path):
+    outcome = transport.run_agent(spec(tmp_path, min_count=-3), None, timeout_s=60)
+    assert outcome.returncode == 2
+    with pytest.raises(AgentError) as info:
+        outcome.raise_for_failure("lo")
+    assert not info.value.retryable and "min_count" in str(info.value)
+
+
+def test_clock_offset_of_the_same_machine_is_near_zero(transport):
+    offset = transport.clock_offset(probes=8)
+    assert offset.probes == 8
+    assert offset.uncertainty_ns < 50_000_000
+    # same kernel clock: the true offset is 0, so the estimate lies within its uncertainty
+    assert abs(offset.offset_ns) <= offset.uncertainty_ns + 1_000_000
+
+
+def test_wrong_key_is_an_authentication_error(sshd, tmp_path):
+    board = sshd.board(tmp_path, key_file=str(sshd.other_key))
+    with pytest.raises(SshAuthError, match="authentication failed"):
+        connect(board)
+
+
+def test_unknown_host_key_is_refused(sshd, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    with pytest.raises(HostKeyError, match="not in"):
+        connect(sshd.board(tmp_path, known_hosts=str(empty)))
+
+
+def test_nothing_listening_is_unreachable(sshd, tmp_path):
+    board = sshd.board(tmp_path, port=1)  # nothing listens on port 1
+    with pytest.raises(BoardUnreachable, match="connecting"):
+        connect(board)
+
+
+def test_sshd_binary_present():
+    assert shutil.which("ssh-keygen")
