@@ -56,3 +56,22 @@ class Interrupted(AgentError):
     """The agent was stopped by a signal (SIGTERM, SIGINT) before finishing."""
 
     retryable = True
+
+
+class SysfsError(AgentError):
+    """A sysfs file (a power sensor) cannot be read, or holds no usable value.
+
+    The message names the file. Not retryable: the board is set up wrongly
+    (missing driver, no permission, sensor not converting).
+    """
+
+
+class SysfsWriteError(SysfsError):
+    """A sysfs write failed, or reading the file back gave another value.
+
+    The message names the file, the value requested and the value read back.
+    """
+
+
+class PowerError(AgentError):
+    """The power samples do not cover the measurement window (sampler stopped early or hung)."""

@@ -108,11 +108,20 @@ def measure(
     rules: Rules,
     on_progress: Optional[ProgressCallback] = None,
     progress_interval_s: float = 0.5,
+    on_window_open: Optional[Callable[[], None]] = None,
+    on_window_close: Optional[Callable[[], None]] = None,
 ) -> Measurement:
-    """Warm up, then measure until the rules are satisfied or the cap is hit."""
+    """Warm up, then measure until the rules are satisfied or the cap is hit.
+
+    ``on_window_open()`` runs after the warm-up, right before the first
+    measured inference; ``on_window_close()`` right after the last one (e.g.
+    to start and stop a power sampler thread). Neither is in the hot loop.
+    """
     report = on_progress if on_progress is not None else _no_progress
     interval_ns = max(_to_ns(progress_interval_s), 1)
     _warm_up(invoke, clock_ns, rules.warmup_runs, report, interval_ns)
+    if on_window_open is not None:
+        on_window_open()
 
     # Timestamps go into preallocated chunks (index stores are cheaper than
     # appends); the chunks are joined once the window is closed.
@@ -161,6 +170,8 @@ def measure(
         start_chunks.append(starts)
         end_chunks.append(ends)
         count += done
+    if on_window_close is not None:
+        on_window_close()
 
     start_ns = [t for chunk in start_chunks for t in chunk]
     end_ns = [t for chunk in end_chunks for t in chunk]

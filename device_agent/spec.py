@@ -19,7 +19,10 @@ SPEC_VERSION = 1
 DEFAULT_INPUT_SEED = 0
 DEFAULT_PROGRESS_INTERVAL_S = 0.5
 COMPONENT_KINDS = ("cpu",)
+DEFAULT_SYSFS_ROOT = "/sys"
+POWER_KINDS = ("ina231", "hwmon")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+_RAIL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,15 @@ class Rules:
 
 
 @dataclass(frozen=True)
+class PowerSpec:
+    """On-board power sensors; ``rails`` maps rail name -> sensor folder relative to ``sysfs_root``."""
+
+    kind: str
+    rails: Tuple[Tuple[str, str], ...]
+    update_period_us: Optional[int]
+
+
+@dataclass(frozen=True)
 class JobSpec:
     spec_version: int
     job_id: str
@@ -54,6 +66,8 @@ class JobSpec:
     input_seed: int
     output_dir: str
     progress_interval_s: float
+    sysfs_root: str = DEFAULT_SYSFS_ROOT
+    power: Optional[PowerSpec] = None
 
 
 _MISSING = object()
@@ -138,7 +152,7 @@ def parse_spec(raw: Any) -> JobSpec:
     top = c.obj(
         raw, "",
         required=("spec_version", "job_id", "model", "component", "rules", "output_dir"),
-        optional=("input_seed", "progress_interval_s"),
+        optional=("input_seed", "progress_interval_s", "sysfs_root", "power"),
     )
     get = top.get
 
@@ -153,13 +167,17 @@ def parse_spec(raw: Any) -> JobSpec:
     input_seed = c.integer(get("input_seed", DEFAULT_INPUT_SEED), "input_seed", 0)
     output_dir = c.string(get("output_dir", _MISSING), "output_dir")
     progress_interval_s = c.number(get("progress_interval_s", DEFAULT_PROGRESS_INTERVAL_S), "progress_interval_s")
+    sysfs_root = c.string(get("sysfs_root", DEFAULT_SYSFS_ROOT), "sysfs_root")
+    if sysfs_root and not sysfs_root.startswith("/"):
+        c.problem("sysfs_root", "must be an absolute path, got %r" % sysfs_root)
+    power = _parse_power(c, get("power", None))
 
     if c.problems:
         raise SpecError("invalid job spec: " + "; ".join(c.problems))
     return JobSpec(
         spec_version=SPEC_VERSION, job_id=job_id, model=model, component=component,
         rules=rules, input_seed=input_seed, output_dir=output_dir,
-        progress_interval_s=progress_interval_s,
+        progress_interval_s=progress_interval_s, sysfs_root=sysfs_root, power=power,
     )
 
 
@@ -219,3 +237,52 @@ def _parse_rules(c: _Checker, raw: Any) -> Rules:
         warmup_runs=warmup_runs, min_count=min_count,
         min_duration_s=min_duration_s, max_duration_s=max_duration_s,
     )
+
+
+def _parse_power(c: _Checker, raw: Any) -> Optional[PowerSpec]:
+    if raw is None:
+        return None
+    m = c.obj(raw, "power", required=("kind", "rails"), optional=("update_period_us",))
+    kind = m.get("kind", _MISSING)
+    if kind is not _MISSING and kind not in POWER_KINDS:
+        c.problem("power.kind", "must be one of %s, got %s" % (list(POWER_KINDS), _type_name(kind)))
+    rails: List[Tuple[str, str]] = []
+    raw_rails = m.get("rails", _MISSING)
+    if raw_rails is not _MISSING:
+        if not isinstance(raw_rails, dict) or not raw_rails:
+            c.problem("power.rails", "must be a non-empty object of rail name -> sensor folder, got %s"
+                      % _type_name(raw_rails))
+        else:
+            seen: Dict[str, str] = {}
+            for rail, rel in raw_rails.items():
+                field = "power.rails.%s" % rail
+                if not _RAIL_RE.match(rail):
+                    c.problem(field, "rail name must match %s" % _RAIL_RE.pattern)
+                rel = _rel_path(c, rel, field)
+                if rel in seen:
+                    c.problem(field, "same sensor folder as power.rails.%s: %s" % (seen[rel], rel))
+                elif rel:
+                    seen[rel] = rail
+                rails.append((rail, rel))
+    update_period_us: Optional[int] = None
+    raw_period = m.get("update_period_us")
+    if raw_period is not None:
+        update_period_us = c.integer(raw_period, "power.update_period_us", 1)
+        if kind is not _MISSING and kind in POWER_KINDS and kind != "ina231":
+            c.problem("power.update_period_us", "only for kind ina231, got kind %r" % kind)
+    return PowerSpec(kind=str(kind), rails=tuple(rails), update_period_us=update_period_us)
+
+
+def _rel_path(c: _Checker, value: Any, field: str) -> str:
+    """A folder below ``sysfs_root``: relative, no ``..``; normalised without ``.``/empty parts."""
+    text = c.string(value, field)
+    if not text:
+        return ""
+    if text.startswith("/"):
+        c.problem(field, "must be relative to sysfs_root, got %r" % text)
+        return ""
+    parts = [p for p in text.split("/") if p not in ("", ".")]
+    if ".." in parts or not parts:
+        c.problem(field, "must be a folder below sysfs_root (no '..'), got %r" % text)
+        return ""
+    return "/".join(parts)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
+
+from device_agent.atomicfile import write_atomic
 
 TRACE_NAME = "trace.csv"
 HEADER = "index,start_mono_ns,end_mono_ns\n"
@@ -25,32 +25,13 @@ def write_trace(output_dir: str, start_ns: Sequence[int], end_ns: Sequence[int])
     if len(start_ns) != len(end_ns):
         raise ValueError("start_ns and end_ns differ in length")
     path = os.path.join(output_dir, TRACE_NAME)
-    digest = hashlib.sha256()
-    fd, tmp_path = tempfile.mkstemp(prefix=".trace-", suffix=".csv.tmp", dir=output_dir)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _write(f, digest, HEADER)
-            n = len(start_ns)
-            for first in range(0, n, _ROWS_PER_CHUNK):
-                last = min(first + _ROWS_PER_CHUNK, n)
-                chunk = "".join(
-                    "%d,%d,%d\n" % (i, start_ns[i], end_ns[i]) for i in range(first, last)
-                )
-                _write(f, digest, chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp_path, 0o644)
-        os.replace(tmp_path, path)
-    except BaseException:
-        try:
-            os.unlink(tmp_path)
-        except OSError:
-            pass
-        raise
-    return TraceFile(path=path, sha256=digest.hexdigest(), rows=len(start_ns))
+    sha256 = write_atomic(path, _chunks(start_ns, end_ns))
+    return TraceFile(path=path, sha256=sha256, rows=len(start_ns))
 
 
-def _write(f, digest, text: str) -> None:
-    data = text.encode("ascii")
-    digest.update(data)
-    f.write(data)
+def _chunks(start_ns: Sequence[int], end_ns: Sequence[int]) -> Iterator[str]:
+    yield HEADER
+    n = len(start_ns)
+    for first in range(0, n, _ROWS_PER_CHUNK):
+        last = min(first + _ROWS_PER_CHUNK, n)
+        yield "".join("%d,%d,%d\n" % (i, start_ns[i], end_ns[i]) for i in range(first, last))

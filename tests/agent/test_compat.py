@@ -15,7 +15,7 @@ import pytest
 from tests.agent.agent_proc import REPO, agent_env
 
 AGENT_DIR = REPO / "device_agent"
-AGENT_FILES = sorted(AGENT_DIR.glob("*.py"))
+AGENT_FILES = sorted(AGENT_DIR.rglob("*.py"))  # subpackages (power/) too
 TARGET = (3, 8)
 ALLOWED_THIRD_PARTY = {"numpy", "device_agent"}  # runtimes are imported by name in runtime.py
 FORBIDDEN = {"tensorflow", "keras", "tf_keras", "orchestrator"}

@@ -140,3 +140,16 @@ def test_judge_is_valid_only_when_every_check_passes():
     both = judge(1, S, r)
     assert [c.name for c in both.checks if not c.passed] == ["min_duration", "min_count"]
     assert len(both.reasons) == 2
+
+
+def test_window_hooks_run_right_around_the_window_and_not_per_inference():
+    board = FakeBoard(latency_ns=1 * MS)
+    calls = []
+    m = measure(board.invoke, board.clock_ns, rules(warmup_runs=3, min_count=20, min_duration_s=0.01), None, 1000.0,
+                on_window_open=lambda: calls.append(("open", board.now_ns, len(board.invokes))),
+                on_window_close=lambda: calls.append(("close", board.now_ns, len(board.invokes))))
+    assert [c[0] for c in calls] == ["open", "close"]
+    (_, open_ns, invokes_before), (_, close_ns, invokes_at_close) = calls
+    assert invokes_before == 3  # after the warm-up, before the first measured inference
+    assert open_ns < m.window_start_ns
+    assert invokes_at_close == 3 + m.count and close_ns >= m.window_end_ns
