@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from orchestrator.config.experiment import ExperimentsFile
-from orchestrator.config.inventory import Lab
+from orchestrator.config.inventory import Board, Component, Lab
 from orchestrator.config.yaml_source import Loc
 from orchestrator.errors import ConfigError
 from orchestrator.jobs import Job, make_job_id
@@ -20,6 +20,12 @@ Where = Callable[[Loc], str]
 
 def _plain_where(loc: Loc) -> str:
     return ".".join(str(p) for p in loc)
+
+
+def _select_components(board: Board, selectors: list[str]) -> list[Component]:
+    """Components named by name, by class (big, little, gpu, ...) or 'all', in inventory order."""
+    wanted = set(selectors)
+    return [c for c in board.components if "all" in wanted or c.name in wanted or c.component_class in wanted]
 
 
 def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _plain_where) -> list[Job]:
@@ -48,21 +54,22 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                         f"(has: {', '.join(names)})"
                     )
 
-        for ci, comp in enumerate(exp.components):
-            if comp == "all":
+        for ci, sel in enumerate(exp.components):
+            if sel == "all":
                 continue
-            missing = [b.name for b in boards if b.component(comp) is None]
+            missing = [b.name for b in boards if not _select_components(b, [sel])]
             if missing:
+                known = sorted({c.name for b in boards for c in b.components}
+                               | {c.component_class for b in boards for c in b.components})
                 problems.append(
-                    f"{where(base + ('components', ci))}: unknown component {comp!r} on board(s) "
-                    f"{', '.join(missing)} (known: {', '.join(sorted({c.name for b in boards for c in b.components}))})"
+                    f"{where(base + ('components', ci))}: unknown component {sel!r} on board(s) "
+                    f"{', '.join(missing)} (known names and classes: {', '.join(known)})"
                 )
         if problems:
             continue
 
         for board in boards:
-            comps = board.components if "all" in exp.components else [board.component(c) for c in exp.components]
-            for comp in comps:
+            for comp in _select_components(board, exp.components):
                 for model in exp.models:
                     for dtype in exp.dtypes:
                         entry = manifest.find(model, dtype)

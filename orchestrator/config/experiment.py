@@ -58,7 +58,7 @@ class Experiment(Strict):
     boards: list[str] = Field(default=["all"], min_length=1, description="board names or inventory groups; 'all'")
     models: list[str] = Field(min_length=1, description="model names from the zoo manifest")
     dtypes: list[Dtype] = Field(default=["float32", "int8"], min_length=1)
-    components: list[str] = Field(default=["all"], min_length=1, description="component names; 'all'")
+    components: list[str] = Field(default=["all"], min_length=1, description="component names or classes (big, little, ...); 'all'")
     repeats: PositiveInt = 1
     rules: MeasurementRules | None = Field(None, description="overrides the file-level rules")
 

@@ -74,3 +74,18 @@ def test_dtype_missing_from_zoo(write):
     spec, doc = load_experiments(write("exp.yaml", EXP))
     with pytest.raises(ConfigError, match=r"model 'squeezenet' \(int8\) is not in the zoo"):
         plan(spec, lab(2), only_float, doc.where)
+
+
+def test_components_by_class(write):
+    from orchestrator.config.inventory import Board, Component, Lab
+
+    lab2 = Lab(source="inv.yml", boards=[
+        Board(name="x", soc="exynos5422", work_dir="/w", components=[
+            Component(name="a7", **{"class": "little"}, cpus=[0]), Component(name="a15", **{"class": "big"}, cpus=[1])]),
+        Board(name="h", soc="kirin970", work_dir="/w", components=[
+            Component(name="a53", **{"class": "little"}, cpus=[0]), Component(name="a73", **{"class": "big"}, cpus=[1])]),
+    ])
+    text = EXP.split("  - name: one")[0].replace("components: [all]", "components: [big]").replace("repeats: 3", "")
+    spec, doc = load_experiments(write("exp.yaml", text))
+    jobs = plan(spec, lab2, manifest(), doc.where)
+    assert {(j.board, j.component) for j in jobs} == {("x", "a15"), ("h", "a73")}

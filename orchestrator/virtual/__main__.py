@@ -1,0 +1,167 @@
+"""``python -m orchestrator.virtual up|down|status --state DIR``
+
+``up`` starts the farm, writes ``DIR/inventory.yml``, prints one line
+``READY <inventory path>`` when every board accepts SSH, then holds the farm
+(its sysfs simulators run in this process) until SIGTERM/SIGINT or
+``--max-lifetime-s``, and tears it down. ``down`` removes the farm recorded in
+``DIR/farm.json`` (also after a crash; it first asks a running ``up`` to stop).
+``status`` prints the record, which boards answer and what exists.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from orchestrator.virtual import netns
+from orchestrator.virtual.farm import (
+    BoardSpec,
+    FarmError,
+    VirtualFarm,
+    leftovers_of,
+    load_record,
+    ssh_banner,
+    teardown,
+)
+from orchestrator.virtual.inventory import write_inventory
+
+# CLI board kinds: kind -> (SoC, board name prefix)
+KINDS = {"xu3": ("odroid_xu3", "xu3"), "odroid_xu3": ("odroid_xu3", "xu3"),
+         "hikey970": ("hikey970", "hikey"), "hikey": ("hikey970", "hikey")}
+
+
+def parse_boards(text: str, sensors: str = "vendor") -> list[BoardSpec]:
+    """'xu3:2,hikey970:1' -> xu3-1, xu3-2, hikey-1."""
+    specs: list[BoardSpec] = []
+    counts: dict[str, int] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        kind, _, n = item.partition(":")
+        if kind not in KINDS:
+            raise ValueError(f"unknown board kind {kind!r}; known: {', '.join(KINDS)}")
+        soc, prefix = KINDS[kind]
+        try:
+            count = int(n or "1")
+        except ValueError:
+            raise ValueError(f"{item!r}: count must be an integer") from None
+        if count < 1:
+            raise ValueError(f"{item!r}: count must be at least 1")
+        for _ in range(count):
+            counts[prefix] = counts.get(prefix, 0) + 1
+            specs.append(BoardSpec(f"{prefix}-{counts[prefix]}", soc, sensors))
+    if not specs:
+        raise ValueError("no boards given")
+    return specs
+
+
+def _meter(text: str | None) -> dict | None:
+    if not text:
+        return None
+    board, sep, resource = text.partition("=")
+    if not sep or not resource:
+        raise ValueError("--meter wants BOARD=RESOURCE, e.g. hikey-1=TCPIP::127.0.0.1::5025::SOCKET")
+    return {"board": board, "resource": resource}
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    specs = parse_boards(args.boards, args.sensors)
+    meter = _meter(args.meter)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: stop.set())
+    farm = VirtualFarm(Path(args.state), specs, farm_id=args.farm_id, max_lifetime_s=args.max_lifetime_s)
+    t0 = time.monotonic()
+    try:
+        farm.up()
+        farm.wait_ready(args.ready_timeout_s)
+        inventory = write_inventory(farm, farm.state_dir / "inventory.yml", meter=meter)
+        print(f"READY {inventory}", flush=True)
+        print(f"farm {farm.farm_id}: {len(specs)} boards on {farm.bridge} ({farm.bridge_address}/24) up in "
+              f"{time.monotonic() - t0:.2f} s; holding for at most {args.max_lifetime_s:g} s",
+              file=sys.stderr, flush=True)
+        stop.wait(args.max_lifetime_s)
+    except FarmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)  # finish the teardown
+        try:
+            farm.down()
+        except FarmError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    print("DOWN", file=sys.stderr, flush=True)
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    state = Path(args.state).resolve()
+    record = load_record(state)
+    if record is None:
+        print(f"no farm recorded in {state}", file=sys.stderr)
+        return 0
+    owner = record.get("owner_pid")
+    if record.get("status") != "down" and owner and owner != os.getpid() and netns.alive(owner):
+        os.kill(owner, signal.SIGTERM)  # the holding process stops its simulators and tears down
+        deadline = time.monotonic() + args.timeout_s
+        while netns.alive(owner) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    left = teardown(state, timeout_s=args.timeout_s)
+    if left:
+        print("leftovers: " + ", ".join(left), file=sys.stderr)
+        return 1
+    print(f"farm {record['farm_id']} is down", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    record = load_record(Path(args.state).resolve())
+    if record is None:
+        print(json.dumps({"status": "absent"}))
+        return 1
+    owner = record.get("owner_pid")
+    out = {"farm_id": record["farm_id"], "status": record["status"], "bridge": record["bridge"],
+           "owner_pid": owner, "owner_alive": bool(owner) and netns.alive(owner),
+           "boards": {b["name"]: {"address": b["address"], "soc": b["soc"],
+                                  "ssh": ssh_banner(b["address"]) if record["status"] == "up" else False}
+                      for b in record["boards"]},
+           "leftovers": leftovers_of(record)}
+    print(json.dumps(out, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrator.virtual", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start a farm and hold it in the foreground")
+    up.add_argument("--state", required=True, help="state directory (keys, farm.json, boards/, inventory.yml)")
+    up.add_argument("--boards", default="xu3:2,hikey970:1", help="e.g. xu3:2,hikey970:1")
+    up.add_argument("--sensors", choices=("vendor", "hwmon"), default="vendor", help="XU3 INA231 layout")
+    up.add_argument("--max-lifetime-s", type=float, default=3600.0)
+    up.add_argument("--ready-timeout-s", type=float, default=30.0)
+    up.add_argument("--farm-id", default=None, help="1-6 lowercase letters/digits (default: random)")
+    up.add_argument("--meter", default=None, help="BOARD=VISA_RESOURCE: add socfarm_meter to that board")
+    up.set_defaults(func=cmd_up)
+    down = sub.add_parser("down", help="tear down the farm recorded in --state (also after a crash)")
+    down.add_argument("--state", required=True)
+    down.add_argument("--timeout-s", type=float, default=20.0)
+    down.set_defaults(func=cmd_down)
+    status = sub.add_parser("status", help="print what the farm in --state looks like")
+    status.add_argument("--state", required=True)
+    status.set_defaults(func=cmd_status)
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        parser.error(str(exc))
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

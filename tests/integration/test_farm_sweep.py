@@ -1,0 +1,116 @@
+"""The product's main path on a virtual farm: 2 XU3 + 1 HiKey 970 in network namespaces, a virtual
+B2900 on the HiKey's supply, real playbooks over SSH, one agent job per board over SSH, INA231 and
+SMU power, then a tear-down that leaves nothing behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.config.load import load_inventory
+from orchestrator.meters.virtual_b2900 import VirtualB2900
+from orchestrator.transport.ssh import BoardUnreachable, SshAuthError, connect
+from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown
+from orchestrator.virtual.inventory import write_inventory
+from tests.conftest import FIXTURE_ZOO
+from tests.virtual_farm.helpers import require_netns
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+EXPERIMENTS = f"""
+version: 1
+zoo: {FIXTURE_ZOO}
+rules: {{warmup_runs: 2, min_count: 30, min_duration_s: 1.0, max_duration_s: 20}}
+experiments:
+  - name: big-cores
+    models: [tiny_cnn]
+    dtypes: [float32]
+    components: [big]
+    boards: [odroid_xu3, hikey970]
+"""
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory):
+    require_netns()
+    state = tmp_path_factory.mktemp("farm")
+    farm = VirtualFarm(state, [BoardSpec("xu3-1", "odroid_xu3"), BoardSpec("xu3-2", "odroid_xu3"),
+                               BoardSpec("hikey-1", "hikey970")], max_lifetime_s=900)
+    try:
+        farm.up()
+        farm.wait_ready(20)
+        yield farm
+    finally:
+        try:
+            farm.down()
+        finally:
+            teardown(state)
+        assert farm.leftovers() == []
+        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"sf{farm.farm_id}-" not in netns
+
+
+def test_sweep_over_ssh_with_ina231_and_smu_power(farm, tmp_path):
+    with VirtualB2900(farm.simulator("hikey-1"), ground_truth_log=tmp_path / "smu.jsonl") as smu:
+        inv = write_inventory(farm, tmp_path / "inventory.yml", meter={"board": "hikey-1", "resource": smu.resource})
+        exp = tmp_path / "exp.yaml"
+        exp.write_text(EXPERIMENTS)
+        proc = subprocess.run(
+            [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(inv), "--store", str(tmp_path / "runs"),
+             "--reports", str(tmp_path / "reports"), "--state", str(tmp_path / "state")],
+            capture_output=True, text=True, timeout=900,
+        )
+    assert proc.returncode == 0, proc.stderr[-5000:] + proc.stdout[-2000:]
+    run_dir = next((tmp_path / "runs").iterdir())
+    results = pd.read_parquet(run_dir / "results").set_index("board")
+    assert sorted(results.index) == ["hikey-1", "xu3-1", "xu3-2"]
+    assert (results.verdict == "VALID").all() and (results.throughput_ips > 0).all()
+    # the agent really ran inside each board: its hostname is the board's own
+    assert list(results.hostname) == list(results.index)
+    # the runtime was installed on each board from the controller's wheelhouse (no internet in the namespace)
+    assert (results.runtime_module == "ai_edge_litert").all()
+    for board in results.index:
+        assert (Path(farm.board(board).work_dir) / "venv" / "bin" / "python").exists()
+
+    xu3 = results.loc[["xu3-1", "xu3-2"]]
+    assert (xu3.meter_kind == "ina231").all() and (xu3.meter_measures == "rails").all()
+    assert (xu3.mean_power_w > 0).all() and (xu3.energy_per_image_j > 0).all()
+    hikey = results.loc["hikey-1"]
+    assert hikey.meter_kind == "b2900" and hikey.meter_measures == "board_supply"
+    assert hikey.mean_power_w > 0 and hikey.power_samples > 100
+    assert (results.clock_uncertainty_ns < 50_000_000).all()
+
+    power = pd.read_parquet(run_dir / "power")
+    rails = power[power.source == "sensor"].groupby("job_id").rail.unique()
+    assert all(set(r) == {"a15", "a7", "mem", "gpu"} for r in rails)
+    # the INA231 never yields more samples than its update period allows
+    for job_id, group in power[power.source == "sensor"].groupby(["job_id", "rail"]):
+        span = group.t_mono_s.max() - group.t_mono_s.min()
+        assert len(group) <= span / 0.263808 + 2, job_id
+    assert set(power[power.source == "meter"].rail) == {"board"}
+
+    # the big cluster's rail works harder than the idle LITTLE one while a15 runs the model
+    rail_means = power[(power.source == "sensor")].groupby("rail").power_w.mean()
+    assert rail_means["a15"] > rail_means["a7"]
+
+
+def test_unreachable_board_and_wrong_key_are_classified(farm, tmp_path):
+    inv = write_inventory(farm, tmp_path / "inventory.yml")
+    lab = load_inventory(inv)
+    board = lab.board("xu3-2")
+    connect(board).close()
+    wrong = board.model_copy(update={"ssh": board.ssh.model_copy(update={"key_file": str(tmp_path / "k")})})
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
+    with pytest.raises(SshAuthError):
+        connect(wrong)
+    farm.link_down("xu3-2")
+    try:
+        slow = board.model_copy(update={"ssh": board.ssh.model_copy(update={"connect_timeout_s": 2.0})})
+        with pytest.raises(BoardUnreachable, match="xu3-2"):
+            connect(slow)
+    finally:
+        farm.link_up("xu3-2")

@@ -1,0 +1,306 @@
+"""The board simulator without namespaces: cpufreq/devfreq semantics, throttling, sensors, activity."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.virtual.activity import (
+    CLK_TCK,
+    FixedActivity,
+    NetnsActivity,
+    parse_cpu_list,
+)
+from orchestrator.virtual.board_sim import BoardSimulator
+from orchestrator.virtual.power_model import POWER
+from orchestrator.virtual.sysfs import UNSUPPORTED, build_tree
+
+TICK_S = 0.01
+
+
+def read(path: Path) -> str:
+    return path.read_text().strip()
+
+
+def wait_for(predicate, timeout_s: float = 1.0):
+    """Poll until predicate() is truthy; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(TICK_S / 2)
+
+
+@pytest.fixture
+def xu3(tmp_path):
+    """An XU3 tree with its simulator running; yields (root, layout, activity, sim)."""
+    layout = build_tree(tmp_path, "odroid_xu3")
+    activity = FixedActivity({"a15": 0.0, "a7": 0.0})
+    with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, activity_period_s=TICK_S,
+                        max_lifetime_s=60) as sim:
+        yield tmp_path, layout, activity, sim
+    assert sim.error is None
+
+
+def settle(sim: BoardSimulator) -> None:
+    time.sleep(sim.settle_s)
+
+
+def test_governor_min_max_writes_are_honoured(xu3):
+    root, layout, _, sim = xu3
+    p = root / layout.cluster("a15").path
+    (p / "scaling_governor").write_text("powersave\n")
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "200000")
+    (p / "scaling_min_freq").write_text("800000\n")
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "800000")
+    assert wait_for(lambda: read(p / "cpuinfo_cur_freq") == "800000")
+    (p / "scaling_governor").write_text("performance\n")
+    (p / "scaling_max_freq").write_text("1500000\n")
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "1500000")
+    (p / "scaling_governor").write_text("userspace\n")
+    (p / "scaling_setspeed").write_text("1200000\n")
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "1200000")
+    settle(sim)
+    assert read(p / "scaling_setspeed") == "1200000" and read(p / "scaling_governor") == "userspace"
+    # setspeed above the user's max is clamped by the policy, as the kernel does
+    (p / "scaling_setspeed").write_text("1900000\n")
+    settle(sim)
+    assert read(p / "scaling_cur_freq") == "1500000"
+    (p / "scaling_governor").write_text("ondemand\n")
+    assert wait_for(lambda: read(p / "scaling_setspeed") == UNSUPPORTED)
+    assert read(p / "scaling_cur_freq") == "1500000"  # other governors -> max
+    # the other policy did not move
+    assert read(root / layout.cluster("a7").path / "scaling_cur_freq") == "1400000"
+    assert sim.current_freqs()["a15"] == 1500000
+
+
+def test_lowering_min_and_max_in_one_tick_is_accepted(xu3):
+    root, layout, _, sim = xu3
+    p = root / layout.cluster("a15").path
+    (p / "scaling_governor").write_text("performance\n")
+    (p / "scaling_min_freq").write_text("1800000\n")
+    settle(sim)
+    assert read(p / "scaling_min_freq") == "1800000"
+    (p / "scaling_min_freq").write_text("300000\n")
+    (p / "scaling_max_freq").write_text("500000\n")
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "500000")
+    assert (read(p / "scaling_min_freq"), read(p / "scaling_max_freq")) == ("300000", "500000")
+
+
+@pytest.mark.parametrize("filename, value", [
+    ("scaling_governor", "turbo"),
+    ("scaling_max_freq", "1234567"),
+    ("scaling_min_freq", "abc"),
+    ("scaling_min_freq", "2100000"),  # not an OPP
+    ("scaling_setspeed", "1000000"),  # only with the userspace governor
+])
+def test_invalid_cpufreq_write_is_reverted(xu3, filename, value):
+    root, layout, _, sim = xu3
+    p = root / layout.cluster("a15").path
+    before = read(p / filename)
+    (p / filename).write_text(value + "\n")
+    assert wait_for(lambda: read(p / filename) == before), f"{filename}={value} was not reverted"
+    assert read(p / "scaling_cur_freq") == "2000000"
+
+
+def test_min_above_max_is_reverted(xu3):
+    root, layout, _, sim = xu3
+    p = root / layout.cluster("a7").path
+    (p / "scaling_max_freq").write_text("600000\n")
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "600000")
+    (p / "scaling_min_freq").write_text("1000000\n")
+    assert wait_for(lambda: read(p / "scaling_min_freq") == "200000")
+    assert read(p / "scaling_cur_freq") == "600000"
+
+
+def test_devfreq_semantics(xu3):
+    root, layout, _, sim = xu3
+    g = root / layout.devfreq.path
+    assert read(g / "cur_freq") == "177000000"  # load-following governor, idle GPU
+    (g / "governor").write_text("performance\n")
+    assert wait_for(lambda: read(g / "cur_freq") == "600000000")
+    (g / "max_freq").write_text("420000000\n")
+    assert wait_for(lambda: read(g / "cur_freq") == "420000000")
+    (g / "max_freq").write_text("421000000\n")  # not an OPP
+    assert wait_for(lambda: read(g / "max_freq") == "420000000")
+    (g / "governor").write_text("userspace\n")
+    (g / "userspace/set_freq").write_text("266000000\n")
+    assert wait_for(lambda: read(g / "cur_freq") == "266000000")
+    (g / "governor").write_text("bogus\n")
+    assert wait_for(lambda: read(g / "governor") == "userspace")
+
+
+def test_throttle_caps_and_heats(xu3):
+    root, layout, activity, sim = xu3
+    p = root / layout.cluster("a15").path
+    zone0 = root / layout.thermal_zones[0].path / "temp"
+    (p / "scaling_governor").write_text("performance\n")
+    sim.throttle("policy4", 1234000)  # rounded down to an OPP
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "1200000")
+    assert read(p / "scaling_max_freq") == "2000000"  # the user's limit is kept
+    assert wait_for(lambda: int(read(zone0)) >= 95000)
+    assert sim.throttled() == {"policy4": 1200000}
+    sim.throttle("gpu", 300000)  # kHz, like the CPU caps
+    (root / layout.devfreq.path / "governor").write_text("performance\n")
+    assert wait_for(lambda: read(root / layout.devfreq.path / "cur_freq") == "266000000")
+    sim.throttle("a15", None)
+    sim.throttle("11800000.gpu", None)
+    assert wait_for(lambda: read(p / "scaling_cur_freq") == "2000000")
+    assert wait_for(lambda: int(read(zone0)) < 90000, timeout_s=3.0)
+    with pytest.raises(KeyError):
+        sim.throttle("policy9", 1000)
+
+
+def test_temperature_rises_with_activity(xu3):
+    root, layout, activity, sim = xu3
+    zone0 = root / layout.thermal_zones[0].path / "temp"
+    idle = int(read(zone0))
+    activity.set({"a15": 4.0, "a7": 0.0})
+    assert wait_for(lambda: int(read(zone0)) > idle + 5000, timeout_s=2.0)
+
+
+def distinct_values(path: Path, duration_s: float, poll_s: float = 0.004) -> list[str]:
+    values: list[str] = []
+    end = time.monotonic() + duration_s
+    while time.monotonic() < end:
+        v = read(path)
+        if not values or v != values[-1]:
+            values.append(v)
+        time.sleep(poll_s)
+    return values
+
+
+def test_ina231_updates_only_when_enabled_at_the_update_period(xu3):
+    root, layout, activity, sim = xu3
+    activity.set({"a15": 2.0, "a7": 0.0})
+    a15 = root / layout.rail("a15").path
+    assert distinct_values(a15 / "sensor_W", 0.4) == ["0.000000"]  # disabled: nothing moves
+    assert sim.sensor_updates()["a15"] == 0
+    (a15 / "update_period").write_text("100000\n")
+    (a15 / "enable").write_text("1\n")
+    values = distinct_values(a15 / "sensor_W", 1.5)[1:]  # drop the value from before enabling
+    assert 12 <= len(values) <= 16, values  # ~15 at 100 ms: about one per period, never more
+    # the values follow the activity: idle + 2 busy cores at 2.0 GHz
+    model = POWER["odroid_xu3"].clusters["a15"]
+    expected = model.idle_w + 2.0 * model.per_core_w
+    watts = [float(v) for v in values]
+    assert sum(watts) / len(watts) == pytest.approx(expected, rel=0.02)
+    volts, amps = float(read(a15 / "sensor_V")), float(read(a15 / "sensor_A"))
+    assert volts * amps == pytest.approx(watts[-1], rel=0.02)
+    # the other rails stay disabled
+    assert read(root / layout.rail("a7").path / "sensor_W") == "0.000000"
+    # a write of update_period changes the rate
+    (a15 / "update_period").write_text("250000\n")
+    time.sleep(0.3)
+    slower = distinct_values(a15 / "sensor_W", 1.0)
+    assert 3 <= len(slower) <= 5, slower
+    # activity drops -> power drops
+    activity.set({"a15": 0.0, "a7": 0.0})
+    time.sleep(0.6)
+    assert float(read(a15 / "sensor_W")) == pytest.approx(model.idle_w, rel=0.05)
+    # disable: values freeze
+    (a15 / "enable").write_text("0\n")
+    time.sleep(0.05)
+    frozen = distinct_values(a15 / "sensor_W", 0.6)
+    assert len(frozen) == 1, (frozen, read(a15 / "enable"), sim.sensor_updates(), sim.errors, sim.error)
+
+
+def test_ina231_refuses_bad_controls(xu3):
+    root, layout, _, sim = xu3
+    a7 = root / layout.rail("a7").path
+    (a7 / "update_period").write_text("10\n")  # below what the chip can do
+    (a7 / "enable").write_text("7\n")
+    assert wait_for(lambda: read(a7 / "update_period") == "263808" and read(a7 / "enable") == "0")
+
+
+def test_hwmon_sensors_follow_update_interval(tmp_path):
+    layout = build_tree(tmp_path, "odroid_xu3", sensors="hwmon")
+    activity = FixedActivity({"a15": 1.0})
+    with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, max_lifetime_s=30) as sim:
+        h0 = tmp_path / layout.rail("a15").path
+        (h0 / "update_interval").write_text("100\n")
+        values = distinct_values(h0 / "power1_input", 1.0)
+        assert 8 <= len(values) <= 12, values
+        model = POWER["odroid_xu3"].clusters["a15"]
+        assert int(values[-1]) == pytest.approx((model.idle_w + model.per_core_w) * 1e6, rel=0.02)
+        assert 1100 < int(read(h0 / "in1_input")) < 1400  # mV at the top OPP
+        assert int(read(h0 / "curr1_input")) > 0
+    assert not sim.running
+
+
+def test_energy_ground_truth_and_board_power(tmp_path):
+    layout = build_tree(tmp_path, "hikey970")
+    activity = FixedActivity({"a73": 1.0, "a53": 0.0})
+    with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, max_lifetime_s=30) as sim:
+        time.sleep(0.5)
+        rails = sim.rail_power_w()
+        energy = sim.energy_j()
+    assert set(rails) == {"a53", "a73", "gpu", "mem"}
+    assert rails["a73"] > rails["a53"]
+    assert 0.4 < energy["a73"] / rails["a73"] < 0.7  # ~0.5 s at constant power
+    assert sim.power_w() == pytest.approx(POWER["hikey970"].rest_of_board_w + sum(rails.values()))
+
+
+def test_max_lifetime_stops_the_thread(tmp_path):
+    layout = build_tree(tmp_path, "hikey970")
+    sim = BoardSimulator(tmp_path, layout, FixedActivity(), tick_s=TICK_S, max_lifetime_s=0.2).start()
+    assert wait_for(lambda: not sim.running, timeout_s=2.0)
+    sim.stop()
+
+
+# --- activity from /proc ------------------------------------------------------------------------
+
+
+def fake_proc(root: Path, tasks: dict[int, dict[int, tuple[int, str]]], member_pids: set[int],
+              other_ns: Path) -> None:
+    """/proc-like tree: tasks = {pid: {tid: (utime+stime ticks, Cpus_allowed_list)}}."""
+    for pid, threads in tasks.items():
+        d = root / str(pid)
+        (d / "ns").mkdir(parents=True, exist_ok=True)
+        link = d / "ns" / "net"
+        if not link.is_symlink():
+            link.symlink_to("/proc/self/ns/net" if pid in member_pids else other_ns)
+        for tid, (ticks, allowed) in threads.items():
+            t = d / "task" / str(tid)
+            t.mkdir(parents=True, exist_ok=True)
+            fields = ["S"] + ["0"] * 10 + [str(ticks), "0"] + ["0"] * 30
+            (t / "stat").write_text(f"{tid} (py (x) thread) " + " ".join(fields) + "\n")
+            (t / "status").write_text(f"Name:\tx\nCpus_allowed:\t3\nCpus_allowed_list:\t{allowed}\n")
+
+
+def test_netns_activity_attributes_cpu_time_by_affinity(tmp_path):
+    proc = tmp_path / "proc"
+    other_ns = tmp_path / "not-a-namespace"
+    other_ns.write_text("")
+    cpu_map = {"little": [0], "big": [1]}
+    activity = NetnsActivity("net", cpu_map, netns_dir=Path("/proc/self/ns"), proc=proc)
+    members = {100, 200}
+    state = {100: {100: (0, "1"), 101: (0, "0-1")}, 200: {200: (0, "0")}, 300: {300: (0, "1")}}
+    fake_proc(proc, state, members, other_ns)
+    assert activity() == {"little": 0.0, "big": 0.0}  # first call: baseline
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    # pinned-to-big thread used 10 ticks, the unpinned one 4 (split), the little one 2,
+    # the process outside the namespace 50 (ignored)
+    state = {100: {100: (10, "1"), 101: (4, "0-1")}, 200: {200: (2, "0")}, 300: {300: (50, "1")}}
+    fake_proc(proc, state, members, other_ns)
+    u = activity()
+    dt = 0.2 + (time.monotonic() - t0)
+    assert u["big"] == pytest.approx((10 + 2) / CLK_TCK / dt, rel=0.25)
+    assert u["little"] == pytest.approx((2 + 2) / CLK_TCK / dt, rel=0.25)
+    assert sorted(activity.pids()) == [100, 200]
+
+
+def test_parse_cpu_list():
+    assert parse_cpu_list("0-2,5\n") == {0, 1, 2, 5}
+    assert parse_cpu_list("1") == {1}
+
+
+def test_netns_activity_of_missing_namespace_is_zero():
+    activity = NetnsActivity(f"sf-missing-{os.getpid()}", {"a7": [0], "a15": [1]})
+    assert activity() == {"a7": 0.0, "a15": 0.0}
+    assert activity.pids() == []
