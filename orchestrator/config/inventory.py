@@ -28,6 +28,7 @@ class Component(Strict):
     cpus: list[int] = Field(min_length=1)
     threads: PositiveInt | None = Field(None, description="interpreter threads; default: one per cpu")
     cpufreq_policy: str | None = Field(None, description="cpufreq policy of this cluster, e.g. policy4")
+    peak_gflops: PositiveFloat | None = Field(None, description="theoretical fp32 peak, for the roofline")
 
     @property
     def effective_threads(self) -> int:

@@ -93,4 +93,29 @@ POWER = pa.schema(
     ]
 )
 
-TABLES = {"results": RESULTS, "latencies": LATENCIES, "power": POWER}
+# Idle power of a board, measured in the same run (one row per source x rail),
+# subtracted by the analysis to get active power.
+IDLE = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("board", pa.string()),
+        ("source", pa.string()),
+        ("rail", pa.string()),
+        ("duration_s", pa.float64()),
+        ("samples", pa.int64()),
+        ("mean_power_w", pa.float64()),
+    ]
+)
+
+# Memory bandwidth measured on a board per component (STREAM-like kernels), for the roofline.
+MEMBW = pa.schema(
+    [
+        ("run_id", pa.string()),
+        ("board", pa.string()),
+        ("component", pa.string()),
+        ("kernel", pa.string()),  # copy, scale, add, triad
+        ("gb_per_s", pa.float64()),
+    ]
+)
+
+TABLES = {"results": RESULTS, "latencies": LATENCIES, "power": POWER, "idle": IDLE, "membw": MEMBW}
