@@ -20,6 +20,7 @@ import pandas as pd
 from orchestrator.checksum import sha256_file
 from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, SocfarmError
+from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.jobs import Job
 from orchestrator.meters.sensors import sensor_power
 from orchestrator.meters.session import MeterSession, no_power, open_meter
@@ -27,6 +28,7 @@ from orchestrator.progress import SweepProgress
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.results.schema import SCHEMA_VERSION
 from orchestrator.results.store import RunDir
+from orchestrator.scheduler.retry import RetryPolicy, error_class, is_board_failure, is_retryable
 from orchestrator.transport.agent import AgentOutcome, Transport
 from orchestrator.transport.clock import ClockOffset
 from orchestrator.transport.local import LocalTransport
@@ -39,6 +41,7 @@ class SweepOutcome:
     done: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
     invalid: list[str] = field(default_factory=list)
+    quarantined: dict[str, str] = field(default_factory=dict)
     report: Path | None = None
 
 
@@ -132,7 +135,9 @@ class BoardRunner:
         git_rev: str,
         progress: SweepProgress,
         stop: threading.Event,
+        retry: RetryPolicy = RetryPolicy(),
     ):
+        self.retry = retry
         self.run = run
         self.board = board
         self.facts = facts
@@ -141,36 +146,73 @@ class BoardRunner:
         self.stop = stop
 
     def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
+        """The board's jobs one at a time; transient failures are retried, a failing board quarantined."""
         pending = list(jobs)
         try:
             transport = open_transport(self.board, self.facts)
             try:
+                self._check_health(transport)
                 offset = transport.clock_offset()
                 self.run.journal({"board": self.board.name, "state": "clock", "offset_ns": offset.offset_ns,
                                   "uncertainty_ns": offset.uncertainty_ns, "t_wall": time.time()})
                 with open_meter(self.board, self.run.path) as meter:
                     while pending and not self.stop.is_set():
-                        job = pending.pop(0)
-                        try:
-                            self._run_job(job, transport, meter, offset, acc)
-                        except (SocfarmError, OSError) as exc:
-                            self._fail(job, exc, acc)
+                        self._run_with_retries(pending[0], transport, meter, offset, acc)
+                        pending.pop(0)
             finally:
                 transport.close()
-        except SocfarmError as exc:  # the board or its meter is unusable: its remaining jobs cannot run
-            for job in pending:
-                self._fail(job, exc, acc)
+        except SocfarmError as exc:  # the board or its meter is unusable: quarantine it for this run
+            self._quarantine(exc, pending, acc)
+
+    def _check_health(self, transport: Transport) -> None:
+        problems = judge_health(self.board, transport.run(health_command(self.board)))
+        if problems:
+            raise BoardUnhealthy(f"{self.board.name} failed its health check: {'; '.join(problems)}")
+
+    def _quarantine(self, exc: Exception, pending: list[Job], acc: SweepOutcome) -> None:
+        acc.quarantined[self.board.name] = str(exc)
+        self.run.journal({"board": self.board.name, "state": "quarantined", "error": error_class(exc),
+                          "message": str(exc), "t_wall": time.time()})
+        self.progress.note(f"{self.board.name} quarantined for the rest of the run: {exc}")
+        for job in pending:
+            self._fail(job, exc, acc)
+
+    def _run_with_retries(
+        self, job: Job, transport: Transport, meter: MeterSession | None, offset: ClockOffset, acc: SweepOutcome
+    ) -> None:
+        for attempt in range(1, self.retry.max_attempts + 1):
+            try:
+                self._run_job(job, attempt, transport, meter, offset, acc)
+                return
+            except (SocfarmError, OSError) as exc:
+                self.run.discard_incomplete(job.job_id)
+                last = attempt == self.retry.max_attempts
+                if is_board_failure(exc) and last:
+                    raise  # the board stays unreachable: quarantine it
+                if not is_retryable(exc) or last:
+                    self._fail(job, exc, acc)
+                    return
+                delay = self.retry.delay_s(attempt)
+                self.run.journal({"job_id": job.job_id, "state": "retry", "board": job.board, "attempt": attempt,
+                                  "error": error_class(exc), "message": str(exc), "delay_s": delay,
+                                  "t_wall": time.time()})
+                self.progress.note(f"{job.job_id}: attempt {attempt} failed ({error_class(exc)}), retrying in "
+                                   f"{delay:.0f} s")
+                transport.close()  # reconnect on the next attempt
+                if self.stop.wait(delay):
+                    return
 
     def _fail(self, job: Job, exc: Exception, acc: SweepOutcome) -> None:
         acc.failed[job.job_id] = str(exc)
         self.run.journal({"job_id": job.job_id, "state": "failed", "board": job.board, "t_wall": time.time(),
-                          "error": getattr(exc, "error_class", type(exc).__name__), "message": str(exc)})
+                          "error": error_class(exc), "message": str(exc)})
         self.progress.job_failed(job, str(exc))
 
-    def _spec(self, job: Job) -> dict[str, Any]:
+    def _spec(self, job: Job, attempt: int) -> dict[str, Any]:
         work = self.board.work_dir
         spec = job.agent_spec(
-            model_path=f"{work}/models/{job.model_file}", output_dir=f"{work}/jobs/{self.run.run_id}/{job.job_id}"
+            model_path=f"{work}/models/{job.model_file}",
+            output_dir=f"{work}/jobs/{self.run.run_id}/{job.job_id}/attempt-{attempt}",
         )
         spec["sysfs_root"] = self.board.sysfs_root
         sensors = self.board.power_sensors
@@ -180,8 +222,9 @@ class BoardRunner:
                 spec["power"]["update_period_us"] = sensors.update_period_us
         return spec
 
-    def _fetch_verified(self, transport: Transport, block: dict[str, Any], job: Job, name: str) -> Path:
-        local = self.run.job_dir(job.job_id) / name
+    def _fetch_verified(self, transport: Transport, block: dict[str, Any], local_dir: Path, job: Job,
+                        name: str) -> Path:
+        local = local_dir / name
         transport.fetch(block["path"], local)
         if sha256_file(local) != block["sha256"]:
             raise AgentError(f"{job.job_id}: {name} checksum mismatch after transfer", retryable=True,
@@ -189,13 +232,22 @@ class BoardRunner:
         return local
 
     def _run_job(
-        self, job: Job, transport: Transport, meter: MeterSession | None, offset: ClockOffset, acc: SweepOutcome
+        self,
+        job: Job,
+        attempt: int,
+        transport: Transport,
+        meter: MeterSession | None,
+        offset: ClockOffset,
+        acc: SweepOutcome,
     ) -> None:
         run = self.run
-        run.journal({"job_id": job.job_id, "state": "started", "board": job.board, "t_wall": time.time()})
+        run.journal({"job_id": job.job_id, "state": "started", "board": job.board, "attempt": attempt,
+                     "t_wall": time.time()})
         self.progress.job_started(job)
         timeout_s = job.rules.max_duration_s * 2 + 300
-        with open(run.job_dir(job.job_id) / "events.jsonl", "a", encoding="utf-8") as events_file:
+        local_dir = run.job_dir(job.job_id) / f"attempt-{attempt}"
+        local_dir.mkdir(parents=True, exist_ok=True)
+        with open(local_dir / "events.jsonl", "a", encoding="utf-8") as events_file:
 
             def on_event(event: dict[str, Any]) -> None:
                 events_file.write(json.dumps(event, separators=(",", ":")) + "\n")
@@ -204,16 +256,16 @@ class BoardRunner:
             if meter is not None:
                 meter.begin_job(timeout_s)
             try:
-                outcome = transport.run_agent(self._spec(job), on_event, timeout_s)
+                outcome = transport.run_agent(self._spec(job, attempt), on_event, timeout_s)
             finally:
                 power_trace = meter.end_job() if meter is not None else None
         summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
 
-        latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], job, "trace.csv"),
+        latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
                                  run.run_id, job.job_id)
         power_cols, power_rows = no_power(), []
         if summary.get("power"):
-            csv = self._fetch_verified(transport, summary["power"], job, "power.csv")
+            csv = self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
             power_cols, rows = sensor_power(summary, csv, run.run_id, job.job_id)
             power_rows.append(rows)
         if meter is not None and power_trace is not None:
@@ -226,8 +278,8 @@ class BoardRunner:
             run.write_table("power", job.job_id, pd.concat(power_rows, ignore_index=True))
         run.write_table("latencies", job.job_id, latencies)
         run.write_table("results", job.job_id, [row])
-        run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "t_wall": time.time(),
-                     "verdict": row["verdict"]})
+        run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": attempt,
+                     "t_wall": time.time(), "verdict": row["verdict"]})
         acc.done.append(job.job_id)
         if row["verdict"] != "VALID":
             acc.invalid.append(job.job_id)

@@ -33,33 +33,43 @@ STATE = typer.Option(Path(".state"), "--state", help="Controller state: ansible 
 
 @app.command()
 def sweep(
-    experiments: Path = typer.Argument(..., help="Experiments YAML."),
+    experiments: Optional[Path] = typer.Argument(None, help="Experiments YAML (omit with --resume)."),
     inventory: Path = INVENTORY,
     store: Path = STORE,
     reports: Path = REPORTS,
     state: Path = STATE,
-    plan_only: bool = typer.Option(False, "--plan", help="Print the expanded job list; touch no board."),
+    plan_only: bool = typer.Option(False, "--plan", help="Print the expanded job list and estimates; touch no board."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID where it stopped."),
+    lease_wait_s: float = typer.Option(600.0, "--lease-wait", help="Seconds to wait for boards another sweep holds."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
     from orchestrator.progress import SweepProgress
     from orchestrator.results.store import Store
-    from orchestrator.sweep import SweepRunner, prepare
+    from orchestrator.sweep import SweepRunner, prepare, prepare_resume
 
-    plan = prepare(experiments, inventory)
+    results = Store(store)
+    if resume:
+        run, plan = prepare_resume(results, resume)
+    elif experiments is None:
+        raise typer.BadParameter("give an experiments file, or --resume RUN_ID")
+    else:
+        run, plan = None, prepare(experiments, inventory)
     if plan_only:
-        _print_plan(plan.jobs, as_json)
+        _print_plan(plan.jobs, results, as_json)
         return
-    runner = SweepRunner(plan, Store(store), state, reports, SweepProgress(err, enabled=not quiet))
-    outcome = runner.run()
+    runner = SweepRunner(plan, results, state, reports, SweepProgress(err, enabled=not quiet),
+                         run_id=resume, lease_wait_s=lease_wait_s)
+    outcome = runner.run(resume=run)
     summary = {
         "run_id": outcome.run.run_id,
         "run_dir": str(outcome.run.path),
         "jobs": len(plan.jobs),
-        "done": len(outcome.done),
+        "done": len(outcome.run.done_job_ids()),
         "invalid": len(outcome.invalid),
         "failed": len(outcome.failed),
+        "quarantined": outcome.quarantined,
         "report": str(outcome.report) if outcome.report else None,
     }
     if as_json:
@@ -70,15 +80,25 @@ def sweep(
             f"{summary['invalid']} invalid, {summary['failed']} failed; results in {summary['run_dir']}",
             highlight=False,
         )
+        for board, reason in outcome.quarantined.items():
+            out.print(f"quarantined {board}: {reason}", highlight=False, markup=False)
         if outcome.report:
             out.print(f"report: {outcome.report}", highlight=False)
     if outcome.failed:
         raise typer.Exit(1)
 
 
-def _print_plan(jobs, as_json: bool) -> None:
+def _print_plan(jobs, store, as_json: bool) -> None:
+    from orchestrator.estimate import estimate
+
+    est = estimate(jobs, store)
+    total_s = float(est["estimate_s"].max()) if len(est) else 0.0  # boards run in parallel
     if as_json:
-        out.print_json(json.dumps([{**j.__dict__, "rules": j.rules.model_dump()} for j in jobs], default=list))
+        out.print_json(json.dumps({
+            "jobs": [{**j.__dict__, "rules": j.rules.model_dump()} for j in jobs],
+            "boards": est.to_dict("records"),
+            "total_estimate_s": total_s,
+        }, default=list))
         return
     table = Table(title=f"{len(jobs)} jobs")
     for col in ("job", "board", "component", "cpus", "model", "dtype", "repeat"):
@@ -86,6 +106,13 @@ def _print_plan(jobs, as_json: bool) -> None:
     for j in jobs:
         table.add_row(j.job_id, j.board, j.component, ",".join(map(str, j.cpus)), j.model, j.dtype, str(j.repeat))
     out.print(table)
+    per_board = Table(title="estimate (boards run in parallel, jobs on one board one after another)")
+    for col in ("board", "jobs", "estimate", "from history"):
+        per_board.add_column(col)
+    for row in est.itertuples():
+        per_board.add_row(row.board, str(row.jobs), f"{row.estimate_s / 60:.1f} min", f"{row.from_history}/{row.jobs}")
+    out.print(per_board)
+    out.print(f"total: about {total_s / 60:.1f} min", highlight=False)
 
 
 @app.command()

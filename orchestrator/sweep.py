@@ -19,7 +19,7 @@ from orchestrator.board_runner import BoardRunner, SweepOutcome
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
 from orchestrator.config.load import load_experiments, load_inventory
-from orchestrator.errors import ZooError
+from orchestrator.errors import ConfigError, ZooError
 from orchestrator.jobs import Job
 from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
@@ -27,7 +27,23 @@ from orchestrator.provenance import git_revision, new_run_id
 from orchestrator.provision.runner import BoardFacts, describe_event, provision
 from orchestrator.report.html import write_report
 from orchestrator.results.store import RunDir, Store
+from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
 from orchestrator.zoo.manifest import Manifest, load_manifest, verify_files
+
+
+def prepare_resume(store: Store, run_id: str) -> tuple[RunDir, "SweepPlan"]:
+    """The run to continue and its plan, re-made from the same inputs (refused if they changed)."""
+    run = store.open_run(run_id)
+    meta = run.meta
+    experiments = Path(meta["experiments_file"])
+    stored = run.path / "inputs" / experiments.name
+    if not experiments.exists() or experiments.read_bytes() != stored.read_bytes():
+        raise ConfigError(f"cannot resume {run_id}: {experiments} changed since the run started "
+                          f"(the run used the copy in {stored})")
+    plan = prepare(experiments, Path(meta["inventory_file"]))
+    if [j.job_id for j in plan.jobs] != meta["jobs"]:
+        raise ConfigError(f"cannot resume {run_id}: the inventory or zoo now plans different jobs")
+    return run, plan
 
 
 @dataclass
@@ -79,7 +95,10 @@ class SweepRunner:
         reports_dir: Path,
         progress: SweepProgress,
         run_id: str | None = None,
+        lease_wait_s: float = 600.0,
     ):
+        self.lease_wait_s = lease_wait_s
+        self.leases = LeaseTable(Path(state_dir) / "leases")
         self.plan = plan
         self.store = store
         self.state_dir = Path(state_dir)
@@ -114,8 +133,7 @@ class SweepRunner:
             run.journal({"job_id": job.job_id, "state": "planned", "board": job.board, "t_wall": time.time()})
         return run
 
-    def _provision(self, run: RunDir) -> tuple[dict[str, BoardFacts], dict[str, str]]:
-        boards = [b.name for b in self.plan.boards()]
+    def _provision(self, run: RunDir, boards: list[str]) -> tuple[dict[str, BoardFacts], dict[str, str]]:
         self.progress.note(f"provisioning {', '.join(boards)} (ansible-runner, playbooks/site.yml)")
 
         def on_event(event: dict[str, Any]) -> None:
@@ -166,29 +184,76 @@ class SweepRunner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def run(self) -> SweepOutcome:
-        run = self._create_run()
+    def _lease(self, run: RunDir, boards: list[str], acc: SweepOutcome) -> dict[str, LeaseKeeper]:
+        """Lease every board (waiting up to lease_wait_s for busy ones); unleased boards are reported."""
+        keepers: dict[str, LeaseKeeper] = {}
+        deadline = time.monotonic() + self.lease_wait_s
+        waiting = list(boards)
+        announced = False
+        while waiting:
+            for board in list(waiting):
+                try:
+                    keepers[board] = LeaseKeeper(self.leases, board, run.run_id)
+                except LeaseHeld as exc:
+                    if time.monotonic() >= deadline:
+                        acc.quarantined[board] = str(exc)
+                        waiting.remove(board)
+                        run.journal({"board": board, "state": "lease_refused", "message": str(exc),
+                                     "t_wall": time.time()})
+                    elif not announced:
+                        self.progress.note(f"waiting for {exc}")
+                        announced = True
+                    continue
+                waiting.remove(board)
+                run.journal({"board": board, "state": "leased", "token": keepers[board].lease.token,
+                             "t_wall": time.time()})
+            if waiting and self.stop.wait(1.0):
+                break
+        return keepers
+
+    def run(self, resume: RunDir | None = None) -> SweepOutcome:
+        """Run every planned job, or with ``resume`` the jobs of that run that have no result yet."""
+        run = resume if resume is not None else self._create_run()
         acc = SweepOutcome(run=run)
+        done = run.done_job_ids()
+        jobs = [j for j in self.plan.jobs if j.job_id not in done]
+        if resume is not None:
+            for job in jobs:
+                run.discard_incomplete(job.job_id)
+            run.journal({"state": "resumed", "pending": len(jobs), "done": len(done), "t_wall": time.time()})
+            run.update_meta(status="running")
+        by_board: dict[str, list[Job]] = {}
+        for job in jobs:
+            by_board.setdefault(job.board, []).append(job)
+        keepers = self._lease(run, list(by_board), acc)
         try:
-            facts, failed_boards = self._provision(run)
-            by_board: dict[str, list[Job]] = {}
-            for job in self.plan.jobs:
-                by_board.setdefault(job.board, []).append(job)
+            for board in set(by_board) - set(keepers):
+                self._fail_all(run, board, by_board.pop(board), "LeaseHeld", acc.quarantined[board], acc)
+            facts, failed_boards = self._provision(run, list(by_board)) if by_board else ({}, {})
             for board, reason in failed_boards.items():
-                for job in by_board.pop(board, []):
-                    acc.failed[job.job_id] = f"provisioning failed: {reason}"
-                    run.journal({"job_id": job.job_id, "state": "failed", "board": board, "t_wall": time.time(),
-                                 "error": "ProvisionError", "message": reason})
+                self._fail_all(run, board, by_board.pop(board, []), "ProvisionError",
+                               f"provisioning failed: {reason}", acc)
             self.progress.start_jobs({b: len(js) for b, js in by_board.items()})
             self._run_boards(run, by_board, facts, acc)
         except KeyboardInterrupt:
             run.update_meta(status="interrupted")
+            run.journal({"state": "interrupted", "t_wall": time.time()})
             raise
         finally:
             self.progress.close()
+            for keeper in keepers.values():
+                keeper.close()
+                run.journal({"board": keeper.lease.board, "state": "released", "t_wall": time.time()})
         run.update_meta(status="finished", finished_wall=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        done=len(acc.done), failed=len(acc.failed), invalid=len(acc.invalid))
-        if acc.done:
+                        done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
+                        quarantined=acc.quarantined)
+        if run.done_job_ids():
             acc.report = write_report(run, self.reports_dir / run.run_id)
         return acc
 
+    def _fail_all(self, run: RunDir, board: str, jobs: list[Job], error: str, message: str,
+                  acc: SweepOutcome) -> None:
+        for job in jobs:
+            acc.failed[job.job_id] = message
+            run.journal({"job_id": job.job_id, "state": "failed", "board": board, "t_wall": time.time(),
+                         "error": error, "message": message})

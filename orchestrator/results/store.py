@@ -122,6 +122,20 @@ class RunDir:
             return schema.empty_table().to_pandas()
         return pa.concat_tables(parts).to_pandas()
 
+    def discard_incomplete(self, job_id: str) -> list[Path]:
+        """Remove table parts of a job that has no results row (an attempt that died midway)."""
+        if (self.path / "results" / f"{job_id}.parquet").exists():
+            return []
+        removed = []
+        for table in ("latencies", "power"):
+            part = self.path / table / f"{job_id}.parquet"
+            if part.exists():
+                part.unlink()
+                removed.append(part)
+        if removed:
+            self.journal({"job_id": job_id, "state": "discarded", "files": [str(p) for p in removed]})
+        return removed
+
     def done_job_ids(self) -> set[str]:
         folder = self.path / "results"
         return {f.stem for f in folder.glob("*.parquet")} if folder.exists() else set()

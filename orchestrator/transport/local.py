@@ -26,6 +26,12 @@ class LocalTransport:
     def close(self) -> None:
         pass
 
+    def run(self, command: str, timeout_s: float = 60.0) -> str:
+        proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout_s)
+        if proc.returncode != 0:
+            raise AgentError(f"{self.facts.board}: {command!r} exited {proc.returncode}: {proc.stderr.strip()}")
+        return proc.stdout
+
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome:
         env = dict(os.environ)
         env["PYTHONPATH"] = self.facts.agent_dir

@@ -40,7 +40,10 @@ import tflite
 
 from orchestrator.errors import ZooError
 
-__all__ = ["TensorInfo", "ModelStats", "model_stats", "stats_from_bytes", "builtin_op_name", "dtype_name"]
+__all__ = [
+    "TensorInfo", "ModelStats", "model_stats", "stats_from_bytes", "builtin_op_name", "dtype_name",
+    "OpTensor", "OpInfo", "model_ops", "ops_from_bytes",
+]
 
 _OP_NAMES: dict[int, str] = {
     value: name for name, value in vars(tflite.BuiltinOperator).items() if not name.startswith("_") and isinstance(value, int)
@@ -261,3 +264,108 @@ def _stats(model) -> ModelStats:
         tensor_dtypes=dict(sorted(tensor_dtypes.items())),
         subgraphs=model.SubgraphsLength(),
     )
+
+
+# -- per-operator view (for the model analyzer in orchestrator/analysis/model_info.py) --------------
+
+_DTYPE_BYTES: dict[str, float] = {
+    "float32": 4, "float16": 2, "float64": 8, "bfloat16": 2, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2,
+    "int32": 4, "uint32": 4, "int64": 8, "uint64": 8, "bool": 1, "int4": 0.5, "complex64": 8, "complex128": 16,
+}
+
+
+@dataclass(frozen=True)
+class OpTensor:
+    """One tensor as an operator sees it."""
+
+    index: int
+    shape: tuple[int, ...]
+    dtype: str
+    constant: bool  # has a buffer (weights, biases, shape arguments)
+
+    @property
+    def elements(self) -> int:
+        return _elements(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(math.ceil(self.elements * _DTYPE_BYTES.get(self.dtype, 4)))
+
+
+@dataclass(frozen=True)
+class OpInfo:
+    """One operator of a subgraph, in execution order, with its tensors and the options the analyzer needs."""
+
+    subgraph: int
+    index: int
+    op: str
+    inputs: tuple[OpTensor, ...]
+    outputs: tuple[OpTensor, ...]
+    options: Mapping[str, int] = field(hash=False, default_factory=dict)  # e.g. filter_h/filter_w of pools
+    weight_slots: tuple[int, ...] = ()  # input positions that are weights or biases of a weighted op
+
+
+_POOL_OPS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"})
+
+
+def _op_options(op, op_name: str) -> dict[str, int]:
+    if op_name not in _POOL_OPS:
+        return {}
+    table = op.BuiltinOptions()
+    if table is None:
+        return {}
+    opts = tflite.Pool2DOptions()
+    opts.Init(table.Bytes, table.Pos)
+    return {"filter_h": int(opts.FilterHeight()), "filter_w": int(opts.FilterWidth()),
+            "stride_h": int(opts.StrideH()), "stride_w": int(opts.StrideW())}
+
+
+def _ops(model) -> list[OpInfo]:
+    out: list[OpInfo] = []
+    for s in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(s)
+        tensors = [graph.Tensors(i) for i in range(graph.TensorsLength())]
+        infos = [OpTensor(i, _shape(t), dtype_name(t.Type()), _has_data(model, t.Buffer()) and not t.IsVariable())
+                 for i, t in enumerate(tensors)]
+        for i in range(graph.OperatorsLength()):
+            op = graph.Operators(i)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            op_name = builtin_op_name(max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode())))
+            if op_name == "CUSTOM":
+                custom = code.CustomCode()
+                op_name = "CUSTOM:" + (custom.decode() if isinstance(custom, bytes) else str(custom))
+            ins = [int(t) for t in op.InputsAsNumpy()] if op.InputsLength() else []
+            outs = [int(t) for t in op.OutputsAsNumpy()] if op.OutputsLength() else []
+            out.append(OpInfo(
+                subgraph=s,
+                index=i,
+                op=op_name,
+                inputs=tuple(infos[t] for t in ins if t >= 0),
+                outputs=tuple(infos[t] for t in outs if t >= 0),
+                options=_op_options(op, op_name),
+                weight_slots=tuple(p for p in _WEIGHTED_OPS.get(op_name, ()) if p < len(ins) and ins[p] >= 0),
+            ))
+    return out
+
+
+def ops_from_bytes(data: bytes, *, source: str = "<bytes>") -> list[OpInfo]:
+    """Every operator of a TFLite flatbuffer held in memory, in execution order."""
+    try:
+        if len(data) < 8 or data[4:8] != b"TFL3":
+            raise ValueError("not a TFLite flatbuffer (no TFL3 identifier)")
+        model = tflite.Model.GetRootAsModel(data, 0)
+        if model.SubgraphsLength() < 1:
+            raise ValueError("the model has no subgraph")
+        return _ops(model)
+    except Exception as exc:  # a corrupt flatbuffer raises assorted errors
+        raise ZooError(f"{source}: cannot read TFLite model: {exc}") from exc
+
+
+def model_ops(path: str | Path) -> list[OpInfo]:
+    """Every operator of a .tflite file, in execution order."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ZooError(f"{path}: cannot read TFLite model: {exc}") from exc
+    return ops_from_bytes(data, source=str(path))

@@ -1,0 +1,158 @@
+"""Board leases: at most one sweep measures on a board at a time.
+
+A lease is a JSON file ``<dir>/<board>.lease`` created with O_EXCL (atomic on
+one filesystem) holding owner, host, pid, token and an expiry that the holder
+renews while it works. A lease is stale when it expired, or when its holder
+process on this host is gone; a stale lease is broken under an flock so that
+two sweeps breaking the same lease cannot both win.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from orchestrator.errors import TransientError
+
+
+class LeaseHeld(TransientError):
+    """Another sweep holds the board."""
+
+
+@dataclass(frozen=True)
+class Lease:
+    board: str
+    owner: str  # run id
+    host: str
+    pid: int
+    token: str
+    acquired_at: float  # wall clock, for people
+    expires_at: float  # wall clock
+
+    def describe(self) -> str:
+        left = self.expires_at - time.time()
+        return f"{self.owner} (pid {self.pid} on {self.host}, expires in {left:.0f} s)"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LeaseTable:
+    def __init__(self, directory: Path, ttl_s: float = 120.0):
+        self.dir = Path(directory)
+        self.ttl_s = ttl_s
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, board: str) -> Path:
+        return self.dir / f"{board}.lease"
+
+    def read(self, board: str) -> Lease | None:
+        try:
+            return Lease(**json.loads(self._path(board).read_text()))
+        except FileNotFoundError:
+            return None
+        except (ValueError, TypeError):
+            return None  # torn or foreign file: treated as stale below
+
+    def all(self) -> list[Lease]:
+        return [lease for p in sorted(self.dir.glob("*.lease")) if (lease := self.read(p.stem))]
+
+    def is_stale(self, lease: Lease | None) -> bool:
+        if lease is None:
+            return True
+        if time.time() > lease.expires_at:
+            return True
+        return lease.host == socket.gethostname() and not _pid_alive(lease.pid)
+
+    def acquire(self, board: str, owner: str) -> Lease:
+        lease = Lease(board, owner, socket.gethostname(), os.getpid(), secrets.token_hex(8), time.time(),
+                      time.time() + self.ttl_s)
+        with self._guard():
+            path = self._path(board)
+            if path.exists():
+                current = self.read(board)
+                if not self.is_stale(current):
+                    raise LeaseHeld(f"board {board} is leased by {current.describe()}")
+                path.unlink()  # stale: expired or its holder died
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(asdict(lease), fh)
+        return lease
+
+    def renew(self, lease: Lease) -> Lease:
+        renewed = Lease(**{**asdict(lease), "expires_at": time.time() + self.ttl_s})
+        with self._guard():
+            current = self.read(lease.board)
+            if current is None or current.token != lease.token:
+                raise LeaseHeld(f"lost the lease on {lease.board}")
+            tmp = self._path(lease.board).with_suffix(".tmp")
+            tmp.write_text(json.dumps(asdict(renewed)))
+            os.replace(tmp, self._path(lease.board))
+        return renewed
+
+    def release(self, lease: Lease) -> None:
+        """Release if we still own it (never someone else's)."""
+        with self._guard():
+            current = self.read(lease.board)
+            if current is not None and current.token == lease.token:
+                self._path(lease.board).unlink()
+
+    def _guard(self):
+        return _Flock(self.dir / ".lock")
+
+
+class _Flock:
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __enter__(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc):
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+
+
+class LeaseKeeper:
+    """Holds a lease and renews it in the background until closed."""
+
+    def __init__(self, table: LeaseTable, board: str, owner: str):
+        self.table = table
+        self.lease = table.acquire(board, owner)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{board}", daemon=True)
+        self._thread.start()
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.table.ttl_s / 3):
+            try:
+                self.lease = self.table.renew(self.lease)
+            except LeaseHeld:
+                return
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.table.release(self.lease)
+
+    def __enter__(self) -> "LeaseKeeper":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
