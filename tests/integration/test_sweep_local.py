@@ -126,8 +126,9 @@ def test_plan_touches_nothing(tmp_path, farm):
     assert proc.returncode == 0, proc.stderr
     import json
 
-    jobs = json.loads(proc.stdout)
-    assert len(jobs) == 4
+    plan = json.loads(proc.stdout)
+    assert len(plan["jobs"]) == 4
+    assert plan["boards"][0]["jobs"] == 4 and plan["total_estimate_s"] > 0
     assert not (tmp_path / "runs").exists() and not (tmp_path / "state").exists()
 
 
