@@ -1,0 +1,151 @@
+"""Farm scale on 4 virtual boards: a sweep of 32 jobs, a board whose sshd dies mid-sweep is
+quarantined while the others finish, and two concurrent sweeps never share a board."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown
+from orchestrator.virtual.inventory import write_inventory
+from tests.conftest import FIXTURE_ZOO
+from tests.virtual_farm.helpers import require_netns
+
+pytestmark = [pytest.mark.netns, pytest.mark.slow]
+
+EXPERIMENTS = """
+version: 1
+zoo: {zoo}
+rules: {{warmup_runs: 1, min_count: 20, min_duration_s: 0.3, max_duration_s: 10}}
+experiments:
+  - name: scale
+    boards: [{boards}]
+    models: [tiny_cnn]
+    dtypes: [float32, int8]
+    components: [all]
+    repeats: {repeats}
+"""
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory):
+    require_netns()
+    state = tmp_path_factory.mktemp("farm4")
+    farm = VirtualFarm(state, [BoardSpec("xu3-a", "odroid_xu3"), BoardSpec("xu3-b", "odroid_xu3"),
+                               BoardSpec("hikey-a", "hikey970"), BoardSpec("hikey-b", "hikey970")],
+                       max_lifetime_s=1500)
+    try:
+        farm.up()
+        farm.wait_ready(20)
+        yield farm
+    finally:
+        try:
+            farm.down()
+        finally:
+            teardown(state)
+        assert farm.leftovers() == []
+
+
+@pytest.fixture(scope="module")
+def workspace(farm, tmp_path_factory):
+    """Inventory, store and controller state shared by the tests (so boards are provisioned once)."""
+    ws = tmp_path_factory.mktemp("ws")
+    write_inventory(farm, ws / "inventory.yml")
+    return ws
+
+
+def sweep(ws: Path, name: str, boards: str, repeats: int = 1, *extra: str) -> subprocess.Popen:
+    exp = ws / f"{name}.yaml"
+    exp.write_text(EXPERIMENTS.format(zoo=FIXTURE_ZOO, boards=boards, repeats=repeats))
+    return subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(ws / "inventory.yml"),
+         "--store", str(ws / "runs"), "--reports", str(ws / "reports"), "--state", str(ws / "state"), "--json",
+         *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def finish(proc: subprocess.Popen, timeout_s: float = 900) -> dict:
+    out, err = proc.communicate(timeout=timeout_s)
+    assert out.strip(), err[-4000:]
+    return {**json.loads(out), "rc": proc.returncode, "stderr": err}
+
+
+def journal(run_dir: Path) -> list[dict]:
+    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+
+
+def test_sweep_of_32_jobs_on_4_boards(workspace):
+    res = finish(sweep(workspace, "all", "all", repeats=2))
+    assert res["rc"] == 0, res["stderr"][-4000:]
+    assert res["jobs"] == 32 and res["done"] == 32
+    results = pd.read_parquet(Path(res["run_dir"]) / "results")
+    assert len(results) == 32 and results.job_id.is_unique
+    assert results.groupby("board").size().to_dict() == {b: 8 for b in ("hikey-a", "hikey-b", "xu3-a", "xu3-b")}
+    # boards ran in parallel: their job windows overlap in time
+    spans = results.groupby("board").started_wall.agg(["min", "max"])
+    assert spans["min"].max() < spans["max"].min()
+
+
+def test_board_whose_sshd_dies_is_quarantined_and_the_others_finish(farm, workspace):
+    before = set((workspace / "runs").iterdir()) if (workspace / "runs").exists() else set()
+    proc = sweep(workspace, "crash", "all", repeats=2)
+    victim = "xu3-b"
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:
+            new = [r for r in (workspace / "runs").iterdir() if r not in before and (r / "journal.jsonl").exists()]
+            if new and any(r.get("state") == "done" and r.get("board") == victim for r in journal(new[0])):
+                break
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the victim never finished a job")
+        farm.kill_sshd(victim)
+        ns = farm.board(victim).netns
+        pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+        subprocess.run(["kill", "-9", *pids], check=False)  # its sessions die with it
+        res = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        farm.start_sshd(victim)
+    assert res["rc"] == 1
+    assert victim in res["quarantined"] and "xu3-b" in res["quarantined"][victim]
+    run_dir = Path(res["run_dir"])
+    results = pd.read_parquet(run_dir / "results")
+    others = results[results.board != victim]
+    assert others.groupby("board").size().to_dict() == {b: 8 for b in ("hikey-a", "hikey-b", "xu3-a")}
+    recs = journal(run_dir)
+    assert any(r.get("state") == "quarantined" and r.get("board") == victim for r in recs)
+    failed = [r for r in recs if r.get("state") == "failed" and r.get("board") == victim]
+    assert failed and all(r["error"] in ("BoardUnreachable", "AgentDied") for r in failed)
+
+
+def test_two_concurrent_sweeps_never_share_a_board(workspace):
+    first = sweep(workspace, "left", "xu3-a, hikey-a", repeats=2)
+    time.sleep(1.0)
+    second = sweep(workspace, "right", "hikey-a, hikey-b", repeats=2)
+    a, b = finish(first), finish(second)
+    assert a["rc"] == 0 and b["rc"] == 0, a["stderr"][-2000:] + b["stderr"][-2000:]
+
+    def intervals(run_dir: str) -> dict[str, tuple[float, float]]:
+        recs = journal(Path(run_dir))
+        leased = {r["board"]: r["t_wall"] for r in recs if r.get("state") == "leased"}
+        released = {r["board"]: r["t_wall"] for r in recs if r.get("state") == "released"}
+        return {board: (leased[board], released[board]) for board in leased}
+
+    ia, ib = intervals(a["run_dir"]), intervals(b["run_dir"])
+    (a0, a1), (b0, b1) = ia["hikey-a"], ib["hikey-a"]
+    assert a1 <= b0 or b1 <= a0, "two sweeps held hikey-a at the same time"
+    # and no measurement of one sweep falls inside the other's lease on the shared board
+    for run_dir, (lo, hi) in ((a["run_dir"], (b0, b1)), (b["run_dir"], (a0, a1))):
+        starts = [r["t_wall"] for r in journal(Path(run_dir)) if r.get("state") == "started"
+                  and r.get("board") == "hikey-a"]
+        assert starts and all(not (lo <= t <= hi) for t in starts)
