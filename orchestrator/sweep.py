@@ -24,7 +24,7 @@ from orchestrator.jobs import Job
 from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
 from orchestrator.provenance import git_revision, new_run_id
-from orchestrator.provision.runner import BoardFacts, describe_event, provision
+from orchestrator.provision.runner import BoardFacts, describe_event, provision, save_facts
 from orchestrator.report.html import write_report
 from orchestrator.results.store import RunDir, Store
 from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
@@ -157,6 +157,7 @@ class SweepRunner:
             provision={"status": result.status, "rc": result.rc, "failed": result.failed,
                        "facts": {k: v.__dict__ for k, v in result.facts.items()}}
         )
+        save_facts(self.state_dir, result.facts)
         missing = {b: "no facts after provisioning" for b in boards if b not in result.facts and b not in result.failed}
         return result.facts, {**result.failed, **missing}
 

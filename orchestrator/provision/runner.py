@@ -8,6 +8,7 @@ a per-state fact cache so ``BoardFacts`` survive between sweeps.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import threading
@@ -183,3 +184,24 @@ def describe_event(event: dict[str, Any]) -> str | None:
         return f"{data.get('host')}: FAILED {_failure_message(event)}"
     return None
 
+
+
+def save_facts(state_dir: Path, facts: dict[str, BoardFacts]) -> None:
+    """Merge boards' facts into ``<state>/facts.json`` (what `inventory check --facts` compares with)."""
+    path = Path(state_dir) / "facts.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    known = load_facts(state_dir)
+    known.update({name: f.__dict__ for name, f in facts.items()})
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known, indent=2, default=list))
+    tmp.replace(path)
+
+
+def load_facts(state_dir: Path) -> dict[str, Any]:
+    path = Path(state_dir) / "facts.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except ValueError as exc:
+        raise ProvisionError(f"{path}: corrupt facts cache ({exc}); delete it and provision again") from None
