@@ -1,0 +1,95 @@
+"""P4: sweep wall time per board ÷ the sum of that board's measurement windows, for 1, 2, 4, 8 boards.
+
+Each size runs a real sweep (real playbooks over SSH, the agent, the store) on
+a fresh virtual farm; the ratio says how much of a board's time goes to
+anything but measuring (agent start, model load, warm-up, transfers,
+bookkeeping). Target: <= 1.10 and flat as the farm grows. Needs root.
+
+    python benchmarks/sweep_scaling.py [--sizes 1,2,4,8] [--jobs-per-board 4] [--window-s 2]
+
+Prints one row per size, then the worst ratio last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
+from orchestrator.virtual.inventory import write_inventory  # noqa: E402
+
+EXPERIMENTS = """
+version: 1
+zoo: {zoo}
+rules: {{warmup_runs: 2, min_count: 10, min_duration_s: {window}, max_duration_s: 60}}
+experiments:
+  - name: p4
+    models: [tiny_cnn]
+    dtypes: [float32, int8]
+    components: [big]
+    repeats: {repeats}
+"""
+
+
+def run_size(n: int, jobs_per_board: int, window_s: float, work: Path) -> dict:
+    specs = [BoardSpec(f"b{i}", "odroid_xu3" if i % 2 == 0 else "hikey970") for i in range(n)]
+    state = work / f"farm{n}"
+    farm = VirtualFarm(state, specs, max_lifetime_s=3600)
+    try:
+        farm.up()
+        farm.wait_ready(30)
+        inv = write_inventory(farm, work / f"inv{n}.yml")
+        exp = work / f"exp{n}.yaml"
+        exp.write_text(EXPERIMENTS.format(zoo=REPO / "tests" / "fixtures" / "models", window=window_s,
+                                          repeats=max(1, jobs_per_board // 2)))
+        common = ["-i", str(inv), "--store", str(work / f"runs{n}"), "--reports", str(work / f"rep{n}"),
+                  "--state", str(work / f"state{n}"), "--json", "--quiet"]
+        # provision first, so the measured sweep is the steady state of a nightly run
+        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo",
+                        str(REPO / "tests" / "fixtures" / "models"), *common[:2], *common[-4:-2]],
+                       check=True, capture_output=True, cwd=REPO)
+        t0 = time.monotonic()
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
+                              capture_output=True, text=True, cwd=REPO)
+        wall = time.monotonic() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"sweep on {n} boards failed: {proc.stderr[-2000:]}")
+        run_dir = Path(json.loads(proc.stdout)["run_dir"])
+        results = pd.read_parquet(run_dir / "results")
+        per_board = results.groupby("board").duration_s.sum()
+        return {"boards": n, "jobs": len(results), "wall_s": wall,
+                "ratio_worst_board": float((wall / per_board).max()),
+                "ratio_mean": float((wall / per_board).mean())}
+    finally:
+        farm.down()
+        teardown(state)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", default="1,2,4,8")
+    ap.add_argument("--jobs-per-board", type=int, default=4)
+    ap.add_argument("--window-s", type=float, default=2.0)
+    args = ap.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="p4-") as tmp:
+        for n in (int(s) for s in args.sizes.split(",")):
+            rows.append(run_size(n, args.jobs_per_board, args.window_s, Path(tmp)))
+            print(f"boards={n}: {rows[-1]}", flush=True)
+    table = pd.DataFrame(rows)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"worst ratio (sweep wall time / a board's summed windows): {table.ratio_worst_board.max():.3f}")
+
+
+if __name__ == "__main__":
+    main()
