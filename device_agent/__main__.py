@@ -31,6 +31,8 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
         out = _claim_stdout()
     if args.command == "version":
         return _version(out)
+    if args.command == "membw":
+        return _membw(args, out)
     return _run(args.spec, out)
 
 
@@ -41,6 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one job; events as JSON lines on stdout")
     run.add_argument("spec", metavar="SPEC", help="job spec file (JSON), or - for stdin")
     sub.add_parser("version", help="print agent and runtime versions as JSON")
+    bw = sub.add_parser("membw", help="STREAM-like memory bandwidth (copy/scale/add/triad), JSON on stdout")
+    bw.add_argument("--cpus", required=True, help="CPU ids to pin to, e.g. 0 or 4,5")
+    bw.add_argument("--size-mb", type=float, default=None, help="MiB per array (default 64)")
+    bw.add_argument("--repeats", type=int, default=None, help="runs per kernel, the best is reported (default 10)")
     return p
 
 
@@ -64,6 +70,35 @@ def _version(out: IO[str]) -> int:
     out.write(json.dumps({"agent_version": AGENT_VERSION, "runtime": runtime}) + "\n")
     out.flush()
     return 0 if runtime is not None else RuntimeMissing().exit_code
+
+
+def _membw(args: argparse.Namespace, out: IO[str]) -> int:
+    """One JSON object: GB/s per kernel; or ``{"error", "message"}`` and exit 2 on bad arguments."""
+    from device_agent.affinity import pin
+    from device_agent.membw import DEFAULT_REPEATS, DEFAULT_SIZE_MB, run_membw
+
+    size_mb = DEFAULT_SIZE_MB if args.size_mb is None else args.size_mb
+    repeats = DEFAULT_REPEATS if args.repeats is None else args.repeats
+    try:
+        try:
+            cpus = [int(x) for x in args.cpus.split(",") if x.strip()]
+        except ValueError:
+            raise SpecError("--cpus: expected comma-separated CPU ids, got %r" % args.cpus)
+        if not cpus:
+            raise SpecError("--cpus: no CPU id given")
+        if size_mb <= 0 or repeats < 1:
+            raise SpecError("--size-mb must be > 0 and --repeats >= 1")
+        effective = pin(cpus)
+    except AgentError as exc:
+        out.write(json.dumps({"error": type(exc).__name__, "message": str(exc).replace("component.cpus", "--cpus")})
+                  + "\n")
+        out.flush()
+        return exc.exit_code
+    result = run_membw(size_mb, repeats)
+    result.update({"agent_version": AGENT_VERSION, "cpus_effective": effective, "size_mb": size_mb})
+    out.write(json.dumps(result) + "\n")
+    out.flush()
+    return 0
 
 
 def _run(source: str, out: IO[str]) -> int:

@@ -18,15 +18,15 @@ def available_cpus() -> Set[int]:
     return set(range(os.cpu_count() or 1))
 
 
-def check_cpus(cpus: Iterable[int]) -> None:
-    """Raise ``SpecError`` (naming ``component.cpus``) if a CPU is not available."""
+def check_cpus(cpus: Iterable[int], field: str = "component.cpus") -> None:
+    """Raise ``SpecError`` (naming ``field``) if a CPU is not available."""
     wanted = sorted(set(cpus))
     present = available_cpus()
     missing = [c for c in wanted if c not in present]
     if missing:
         raise SpecError(
-            "component.cpus: CPU id(s) %s not available on this board (available: %s)"
-            % (missing, sorted(present))
+            "%s: CPU id(s) %s not available on this board (available: %s)"
+            % (field, missing, sorted(present))
         )
 
 

@@ -21,12 +21,11 @@ Rules (``docs/agent-protocol.md``):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional, Tuple
+from typing import Callable, List, Optional
 
 from device_agent.spec import Rules
+from device_agent.verdict import INVALID, VALID, Check, Verdict, judge  # noqa: F401 (re-exported)
 
-VALID = "VALID"
-INVALID = "INVALID"
 PHASE_WARMUP = "warmup"
 PHASE_MEASURE = "measure"
 _NS_PER_S = 1000000000
@@ -34,22 +33,6 @@ CHUNK = 8192  # inferences per preallocated timestamp chunk
 
 # on_progress(phase, count, elapsed_s)
 ProgressCallback = Callable[[str, int, float], None]
-
-
-@dataclass(frozen=True)
-class Check:
-    """One named condition of the verdict; ``reason`` says why it failed."""
-
-    name: str
-    passed: bool
-    reason: str
-
-
-@dataclass(frozen=True)
-class Verdict:
-    verdict: str
-    reasons: Tuple[str, ...]
-    checks: Tuple[Check, ...]
 
 
 @dataclass(frozen=True)
@@ -80,26 +63,6 @@ class Measurement:
     @property
     def duration_s(self) -> float:
         return self.duration_ns / _NS_PER_S
-
-
-def judge(count: int, duration_ns: int, rules: Rules) -> Verdict:
-    """The single place the verdict is computed: VALID iff every check passes."""
-    cap = "within max_duration_s=%s" % _fmt(rules.max_duration_s)
-    duration_s = duration_ns / _NS_PER_S
-    checks = (
-        Check(
-            "min_duration",
-            duration_ns >= _to_ns(rules.min_duration_s),
-            "min_duration_s not met: %.6f < %s %s" % (duration_s, _fmt(rules.min_duration_s), cap),
-        ),
-        Check(
-            "min_count",
-            count >= rules.min_count,
-            "min_count not met: %d < %d %s" % (count, rules.min_count, cap),
-        ),
-    )
-    reasons = tuple(c.reason for c in checks if not c.passed)
-    return Verdict(INVALID if reasons else VALID, reasons, checks)
 
 
 def measure(
@@ -207,10 +170,6 @@ def _next_tick(tick_ns: int, now_ns: int, interval_ns: int) -> int:
 
 def _to_ns(seconds: float) -> int:
     return int(round(seconds * _NS_PER_S))
-
-
-def _fmt(seconds: float) -> str:
-    return repr(float(seconds))
 
 
 def _no_progress(phase: str, count: int, elapsed_s: float) -> None:

@@ -89,7 +89,7 @@ def test_integer_durations_are_accepted_as_seconds():
         ("model", "m.tflite", "model", "object"),
         ("model.path", DELETE, "model.path", "missing"),
         ("model.sha256", "xyz", "model.sha256", "64 hex"),
-        ("component.kind", "gpu", "component.kind", "one of"),
+        ("component.kind", "npu", "component.kind", "one of"),
         ("component.cpus", [], "component.cpus", "non-empty"),
         ("component.cpus", [1, 1], "component.cpus", "duplicate"),
         ("component.cpus", [-1], "component.cpus[0]", ">= 0"),

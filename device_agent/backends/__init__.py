@@ -1,0 +1,1 @@
+"""Inference backends: one per component kind (``cpu``, ``gpu``, ``external``)."""

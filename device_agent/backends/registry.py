@@ -1,0 +1,25 @@
+"""Component kind -> backend: the one place a component spec becomes something to invoke."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from device_agent.backends.base import Backend
+from device_agent.backends.delegate import open_gpu
+from device_agent.backends.external import open_external
+from device_agent.backends.tflite import open_cpu
+from device_agent.runtime import Runtime, import_runtime
+from device_agent.spec import JobSpec
+from device_agent.spec_components import ComponentSpec
+
+
+def open_backend(spec: JobSpec, component: ComponentSpec, field: str, runtime: Optional[Runtime] = None) -> Backend:
+    """Build the component's backend (in the process and on the CPUs that will drive it)."""
+    if component.kind == "external":
+        return open_external(component.command, component.frames_per_batch, component.timeout_s, field)
+    runtime = runtime if runtime is not None else import_runtime()
+    if component.kind == "gpu":
+        return open_gpu(runtime, spec.model.path, component.threads, spec.input_seed,
+                        component.delegate_path or "", dict(component.delegate_options), component.name, field,
+                        spec.model.input_shape)
+    return open_cpu(runtime, spec.model.path, component.threads, spec.input_seed, spec.model.input_shape)

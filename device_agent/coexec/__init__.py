@@ -1,0 +1,1 @@
+"""Co-execution: several components consume one frame stream by work stealing; results are released in order."""

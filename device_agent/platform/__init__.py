@@ -1,0 +1,1 @@
+"""Platform control: hold CPU/GPU frequencies (set, verify, restore) and watch them and the temperatures."""

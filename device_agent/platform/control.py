@@ -1,0 +1,138 @@
+"""A job's platform settings from check to restore.
+
+``PlatformSession.open()`` checks every requested domain and zone against the
+board before anything is written (``SpecError`` naming the field);
+``active()`` holds the frequencies (in spec order) and restores them (newest
+first) on every exit: normal end, error, ``Interrupted`` (SIGTERM/SIGINT).
+A restore failure is raised unless another error is already on its way
+(then it goes to stderr). ``window_open()``/``window_close()`` start and stop
+the sampler; ``finish()`` writes ``platform.csv`` and returns the summary
+block and the facts for ``judge()``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+
+from device_agent.atomicfile import write_atomic
+from device_agent.errors import AgentError, SpecError
+from device_agent.platform.domain import cpufreq_domain, devfreq_domain
+from device_agent.platform.hold import FreqHold
+from device_agent.platform.sampler import PlatformSample, PlatformSampler
+from device_agent.platform.thermal import check_zone
+from device_agent.platform.throttle import freq_held, freq_stats, temp_stats
+from device_agent.spec_platform import PlatformSpec
+from device_agent.sysfs import Sysfs
+from device_agent.verdict import FreqHeld
+
+PLATFORM_NAME = "platform.csv"
+HEADER = "name,quantity,t_mono_ns,value\n"
+
+
+class PlatformSession:
+    def __init__(self, spec: PlatformSpec, sysfs: Sysfs, holds: List[FreqHold], max_duration_s: float) -> None:
+        self.spec = spec
+        self.sysfs = sysfs
+        self.holds = holds
+        self._max_duration_s = max_duration_s
+        self._applied: List[FreqHold] = []
+        self.sampler: Optional[PlatformSampler] = None
+
+    @classmethod
+    def open(cls, spec: PlatformSpec, sysfs_root: str, max_duration_s: float) -> "PlatformSession":
+        sysfs = Sysfs(sysfs_root)
+        if not sysfs.is_dir("."):
+            raise SpecError("sysfs_root: not a directory: %s" % sysfs_root)
+        holds = [FreqHold(sysfs, cpufreq_domain(r.name), r, "platform.cpufreq.%s" % r.name) for r in spec.cpufreq]
+        holds += [FreqHold(sysfs, devfreq_domain(r.name), r, "platform.devfreq.%s" % r.name) for r in spec.devfreq]
+        problems = []
+        for hold in holds:
+            try:
+                hold.check()
+            except SpecError as exc:
+                problems.append(str(exc))
+        for i, zone in enumerate(spec.thermal_zones):
+            try:
+                check_zone(sysfs, zone, "platform.thermal_zones[%d]" % i)
+            except AgentError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise SpecError("; ".join(problems))
+        return cls(spec, sysfs, holds, max_duration_s)
+
+    def start(self) -> None:
+        for hold in self.holds:
+            self._applied.append(hold)
+            hold.apply()
+        self.sampler = PlatformSampler(self.sysfs, [h.domain for h in self.holds], self.spec.thermal_zones,
+                                       self._max_duration_s)
+
+    def close(self) -> None:
+        """Stop the sampler, restore every applied domain (newest first); raise the first failure."""
+        if self.sampler is not None and self.sampler.running:
+            try:
+                self.sampler.stop()
+            except BaseException as exc:
+                print("device_agent: platform sampler: %s" % exc, file=sys.stderr)
+        first: Optional[BaseException] = None
+        while self._applied:
+            hold = self._applied.pop()
+            try:
+                hold.restore()
+            except AgentError as exc:
+                if first is None:
+                    first = type(exc)("%s: cannot restore: %s" % (hold.field, exc))
+        if first is not None:
+            raise first
+
+    @contextmanager
+    def active(self) -> Iterator["PlatformSession"]:
+        try:
+            self.start()
+            yield self
+        except BaseException:
+            try:
+                self.close()
+            except AgentError as exc:
+                print("device_agent: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+            raise
+        self.close()
+
+    def describe(self) -> Dict[str, Any]:
+        """Requested and effective values, for the ``platform`` event."""
+        return {
+            "cpufreq": {h.domain.name: h.describe() for h in self.holds if h.domain.kind == "cpufreq"},
+            "devfreq": {h.domain.name: h.describe() for h in self.holds if h.domain.kind == "devfreq"},
+            "thermal_zones": list(self.spec.thermal_zones),
+        }
+
+    def window_open(self) -> None:
+        if self.sampler is not None:
+            self.sampler.start()
+
+    def window_close(self) -> None:
+        if self.sampler is not None:
+            self.sampler.request_stop()
+
+    def finish(self, output_dir: str, start_ns: int, end_ns: int) -> Tuple[Dict[str, Any], List[FreqHeld]]:
+        """Write ``platform.csv``; the summary's ``platform`` block and the ``freq_held`` facts."""
+        samples = self.sampler.stop() if self.sampler is not None else []
+        path = os.path.join(output_dir, PLATFORM_NAME)
+        sha256 = write_atomic(path, _rows(samples))
+        facts = []
+        block: Dict[str, Any] = {"path": path, "sha256": sha256, "rows": len(samples), "cpufreq": {}, "devfreq": {}}
+        for h in self.holds:
+            stats = freq_stats(samples, h.domain.name, h.held_khz, start_ns, end_ns)
+            block[h.domain.kind][h.domain.name] = dict(h.describe(), **stats)
+            facts.append(freq_held(h.domain.name, h.held_khz, stats))
+        block["thermal"] = {z: temp_stats(samples, z) for z in self.spec.thermal_zones}
+        return block, facts
+
+
+def _rows(samples: Sequence[PlatformSample]) -> Iterator[str]:
+    yield HEADER
+    for s in samples:
+        yield "%s,%s,%d,%d\n" % (s.name, s.quantity, s.t_mono_ns, s.value)
