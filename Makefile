@@ -23,7 +23,8 @@ zoo: venv
 demo: zoo
 	$(BIN)/orchestrator sweep experiments/local.yaml --inventory inventory/local.yml
 
-test: venv
+# The analyzer's published-figure checks read the study zoo, so the tests build it (cached) first.
+test: zoo
 	$(BIN)/python -m pytest -q
 
 lint: venv

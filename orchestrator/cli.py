@@ -146,6 +146,10 @@ def zoo_build(
     out.print(f"zoo: {len(manifest.models)} models in {out_dir / 'manifest.json'}", highlight=False)
 
 
+from orchestrator.cli_analysis import register as _register_analysis; _register_analysis(app)  # noqa: E402,E702
+from orchestrator.cli_farm import register as _register_farm; _register_farm(app)  # noqa: E402,E702
+
+
 def main(argv: Optional[list[str]] = None) -> None:
     try:
         rc = app(args=argv, standalone_mode=False)

@@ -2,7 +2,7 @@
 # Debian packages socfarm needs on the controller (and its tests).
 # Installs only what is missing; does nothing when everything is there.
 set -euo pipefail
-needed=(openssh-server openssh-client iproute2 procps util-linux hostname git make)
+needed=(openssh-server openssh-client iproute2 procps util-linux hostname git make chromium)
 # A Python without the venv module (Debian's python3 without python3-venv).
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=(python3-venv)
 missing=()

@@ -28,14 +28,18 @@ the supply meter's ``board`` rail (the only writer at that time).
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from orchestrator.analysis.tables import iter_files, read_columns
+from orchestrator.analysis.tables import read_columns, table_files
+from orchestrator.errors import StoreError
 from orchestrator.results.store import RunDir
 
 __all__ = ["window_energy", "integrate_windows", "job_energy", "run_energy", "EDGE_EPS_S", "RESULT_COLUMNS"]
@@ -62,62 +66,88 @@ def window_energy(t_s: np.ndarray, p_w: np.ndarray, codes: np.ndarray, t0_s: np.
     p_w = np.asarray(p_w, dtype=np.float64)
     codes = np.asarray(codes, dtype=np.int64)
     n = t_s.size
-    energy = np.zeros(ngroups)
     tmin = np.full(ngroups, np.nan)
     tmax = np.full(ngroups, np.nan)
     if n == 0:
         return np.full(ngroups, np.nan), tmin, tmax
-    # sort by (group, time) unless already sorted
-    same_next = codes[1:] == codes[:-1]
-    if not (np.all(codes[1:] >= codes[:-1]) and np.all(t_s[1:][same_next] >= t_s[:-1][same_next])):
+    # sort by (group, time) unless already sorted (the store writes each job's samples in time order)
+    span = np.diff(t_s)
+    dc = np.diff(codes)
+    if (dc < 0).any() or ((span < 0) & (dc == 0)).any():
         order = np.lexsort((t_s, codes))
         t_s, p_w, codes = t_s[order], p_w[order], codes[order]
-        same_next = codes[1:] == codes[:-1]
+        span = np.diff(t_s)
+    del dc
     counts = np.bincount(codes, minlength=ngroups)
-    starts = np.flatnonzero(np.r_[True, ~same_next])
-    ends = np.r_[starts[1:], n] - 1
-    gs = codes[starts]
-    tmin[gs] = t_s[starts]
-    tmax[gs] = t_s[ends]
+    ends = np.cumsum(counts)  # one past the last sample of each group
+    starts = ends - counts
+    present = counts > 0
+    tmin[present] = t_s[starts[present]]
+    tmax[present] = t_s[ends[present] - 1]
+    # segment i joins samples i and i+1 (cross-group segments are never summed below)
     a, b = t_s[:-1], t_s[1:]
-    pa_, pb_ = p_w[:-1], p_w[1:]
-    g = codes[:-1]
-    w0, w1 = t0_s[g], t1_s[g]
-    lo = np.maximum(a, w0)
-    hi = np.minimum(b, w1)
-    ok = same_next & (hi > lo) & (b > a)
-    a, b, pa_, pb_, lo, hi, g = a[ok], b[ok], pa_[ok], pb_[ok], lo[ok], hi[ok], g[ok]
-    slope = (pb_ - pa_) / (b - a)
-    p_lo = pa_ + slope * (lo - a)
-    p_hi = pa_ + slope * (hi - a)
-    energy += np.bincount(g, weights=(p_lo + p_hi) * (hi - lo) / 2.0, minlength=ngroups)
+    lo = np.maximum(a, np.repeat(np.asarray(t0_s, dtype=np.float64), counts)[:-1])
+    hi = np.minimum(b, np.repeat(np.asarray(t1_s, dtype=np.float64), counts)[:-1])
+    width = hi - lo
+    np.maximum(width, 0.0, out=width)
+    # a segment inside the window: trapezoid; one cut by a window edge: the linear interpolation's
+    # trapezoid over the part inside (= width x power at the part's midpoint)
+    area = p_w[:-1] + p_w[1:]
+    area *= width
+    area *= 0.5
+    part = np.flatnonzero((width > 0) & (width < span))
+    if part.size:
+        pa_, pb_ = p_w[part], p_w[part + 1]
+        mid = (lo[part] + hi[part]) / 2
+        area[part] = width[part] * (pa_ + (pb_ - pa_) * (mid - a[part]) / span[part])
+    area[~np.isfinite(area)] = 0.0
+    cs = np.concatenate(([0.0], np.cumsum(area)))
+    # segments of group g: starts[g] .. ends[g] - 2
+    last_seg = np.maximum(ends - 1, starts)
+    energy = cs[last_seg] - cs[starts]
     energy[counts < 2] = np.nan
     return energy, tmin, tmax
 
 
+def _dict_indices(table: pa.Table, name: str, default: str) -> tuple[np.ndarray, list]:
+    col = table.column(name)
+    if not pa.types.is_dictionary(col.type):
+        col = pc.dictionary_encode(col)
+    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    values = col.dictionary.to_pylist()
+    idx = col.indices.fill_null(len(values)).to_numpy(zero_copy_only=False).astype(np.int64)
+    return idx, [*values, default]
+
+
 def _group_energy(table: pa.Table, windows: pd.DataFrame) -> pd.DataFrame:
     """Per (job, source, rail) of one Arrow table of power samples."""
-    job = pc.dictionary_encode(table.column("job_id")).combine_chunks()
-    src = pc.dictionary_encode(pc.fill_null(table.column("source"), "meter")).combine_chunks()
-    rail = pc.dictionary_encode(pc.fill_null(table.column("rail"), "board")).combine_chunks()
-    ji = job.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    si = src.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    ri = rail.indices.to_numpy(zero_copy_only=False).astype(np.int64)
-    ns, nr = len(src.dictionary), len(rail.dictionary)
+    table = table.unify_dictionaries() if any(pa.types.is_dictionary(f.type) for f in table.schema) else table
+    ji, jobs = _dict_indices(table, "job_id", "")
+    si, srcs = _dict_indices(table, "source", "meter")
+    ri, rails = _dict_indices(table, "rail", "board")
+    ns, nr = len(srcs), len(rails)
     combined = (ji * ns + si) * nr + ri
-    uniq, codes = np.unique(combined, return_inverse=True)
-    job_names = np.asarray(job.dictionary.to_pylist(), dtype=object)
+    present = np.bincount(combined, minlength=len(jobs) * ns * nr) > 0
+    uniq = np.flatnonzero(present)
+    remap = np.cumsum(present) - 1
+    codes = remap[combined]
+    srcs = [s if s is not None else "meter" for s in srcs]
+    rails = [r if r is not None else "board" for r in rails]
+    job_of_group = uniq // (ns * nr)
     groups = pd.DataFrame({
-        "job_id": job_names[uniq // (ns * nr)],
-        "source": np.asarray(src.dictionary.to_pylist(), dtype=object)[(uniq // nr) % ns],
-        "rail": np.asarray(rail.dictionary.to_pylist(), dtype=object)[uniq % nr],
+        "job_id": np.asarray(jobs, dtype=object)[job_of_group],
+        "source": np.asarray(srcs, dtype=object)[(uniq // nr) % ns],
+        "rail": np.asarray(rails, dtype=object)[uniq % nr],
     })
-    win = groups[["job_id"]].merge(windows, on="job_id", how="left")
-    t0 = win["t0_s"].to_numpy(dtype=np.float64, na_value=np.nan)
-    t1 = win["t1_s"].to_numpy(dtype=np.float64, na_value=np.nan)
+    # windows by job through the file's (small) job dictionary, not by merging per group
+    pos = windows.index.get_indexer(np.asarray(jobs, dtype=object))[job_of_group]
+    t0 = np.where(pos >= 0, windows["t0_s"].to_numpy()[pos], np.nan)
+    t1 = np.where(pos >= 0, windows["t1_s"].to_numpy()[pos], np.nan)
+    groups["t0_s"] = t0
+    groups["t1_s"] = t1
     t = table.column("t_mono_s").to_numpy()
     p = table.column("power_w").to_numpy()
-    energy, tmin, tmax = window_energy(t, p, codes.reshape(-1), t0, t1, len(groups))
+    energy, tmin, tmax = window_energy(t, p, codes, t0, t1, len(groups))
     groups["energy_j"] = energy
     groups["t_first_s"] = tmin
     groups["t_last_s"] = tmax
@@ -130,15 +160,25 @@ def integrate_windows(power_tables: Iterable[pa.Table], windows: pd.DataFrame) -
     ``windows``: job_id, t0_s, t1_s. Returns job_id, source, rail, energy_j,
     mean_w (empty when the samples do not cover the window).
     """
-    parts = [_group_energy(t, windows) for t in power_tables if t.num_rows]
+    windows = _window_index(windows)
+    return _combine([_group_energy(t, windows) for t in power_tables if t.num_rows])
+
+
+def _window_index(windows: pd.DataFrame) -> pd.DataFrame:
+    return windows.set_index(pd.Index(windows["job_id"].to_numpy(dtype=object)))[["t0_s", "t1_s"]]
+
+
+def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     cols = ["job_id", "source", "rail", "energy_j", "mean_w", "covered"]
     if not parts:
         return pd.DataFrame(columns=cols)
     g = pd.concat(parts, ignore_index=True)
-    g = (g.groupby(["job_id", "source", "rail"], sort=False)
-         .agg(energy_j=("energy_j", "sum"), t_first_s=("t_first_s", "min"), t_last_s=("t_last_s", "max"))
-         .reset_index())
-    g = g.merge(windows, on="job_id", how="inner")
+    g = g[g["t0_s"].notna()]
+    if g.duplicated(["job_id", "source", "rail"]).any():  # a job's samples spread over several files
+        g = (g.groupby(["job_id", "source", "rail"], sort=False)
+             .agg(energy_j=("energy_j", "sum"), t_first_s=("t_first_s", "min"), t_last_s=("t_last_s", "max"),
+                  t0_s=("t0_s", "first"), t1_s=("t1_s", "first"))
+             .reset_index())
     covered = (g["t_first_s"] <= g["t0_s"] + EDGE_EPS_S) & (g["t_last_s"] >= g["t1_s"] - EDGE_EPS_S) & (
         g["t1_s"] > g["t0_s"])
     g["covered"] = covered
@@ -159,11 +199,14 @@ def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFra
     rails["active_w"] = rails["mean_w"] - rails["idle_w"]
 
     # one source per job: the supply meter if it has a figure, else the sensors
-    per_source = (rails.groupby(["job_id", "source"], sort=False)
-                  .agg(mean_w=("mean_w", lambda s: s.sum(min_count=len(s))),
-                       idle_w=("idle_w", lambda s: s.sum(min_count=len(s))),
-                       rails=("rail", "size"), energy_j=("energy_j", lambda s: s.sum(min_count=len(s))))
-                  .reset_index())
+    g = rails.groupby(["job_id", "source"], sort=False)
+    per_source = g.agg(mean_w=("mean_w", "sum"), idle_w=("idle_w", "sum"), energy_j=("energy_j", "sum"),
+                       rails=("rail", "size"), n_mean=("mean_w", "count"), n_idle=("idle_w", "count"),
+                       n_energy=("energy_j", "count")).reset_index()
+    # a sum over rails is only a figure when every rail has one
+    for col, n in (("mean_w", "n_mean"), ("idle_w", "n_idle"), ("energy_j", "n_energy")):
+        per_source[col] = per_source[col].where(per_source[n] == per_source["rails"])
+    per_source = per_source.drop(columns=["n_mean", "n_idle", "n_energy"])
     per_source["rank"] = np.where(per_source["source"] == "meter", 0, 1)
     per_source = per_source.sort_values(["job_id", "rank"]).drop_duplicates("job_id").drop(columns="rank")
 
@@ -180,16 +223,9 @@ def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFra
     unc_s = pd.to_numeric(out["clock_uncertainty_ns"], errors="coerce") / 1e9
     out["clock_uncertainty_ms"] = unc_s * 1e3
     out["window_shift_rel"] = unc_s / pd.to_numeric(out["duration_s"], errors="coerce")
-    notes = []
-    for has_power, idle_w, act in zip(out["mean_w"].notna(), out["idle_w"].notna(), out["active_w"]):
-        if not has_power:
-            notes.append("no power samples covering the window")
-        elif not idle_w:
-            notes.append(IDLE_NOT_MEASURED)
-        elif not act > 0:
-            notes.append("active power not above idle")
-        else:
-            notes.append("")
+    notes = np.select(
+        [out["mean_w"].isna(), out["idle_w"].isna(), ~(out["active_w"] > 0)],
+        ["no power samples covering the window", IDLE_NOT_MEASURED, "active power not above idle"], default="")
     out["energy_note"] = notes
     rails = rails[rails["source"] == "sensor"][["job_id", "rail", "mean_w", "idle_w", "active_w"]]
     return out, rails.reset_index(drop=True)
@@ -204,11 +240,38 @@ def windows_of(results: pd.DataFrame) -> pd.DataFrame:
     })
 
 
+def iter_power(run: RunDir):
+    """The power samples file by file, strings kept dictionary-encoded as Parquet stores them."""
+    for path in table_files(run, "power"):
+        yield read_power(path)
+
+
+def read_power(path) -> pa.Table:
+    """One power file: job_id/source/rail dictionary-encoded (rows written before source/rail existed: nulls)."""
+    cols = ["job_id", "source", "rail", "t_mono_s", "power_w"]
+    try:
+        have = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in cols if c in have],
+                              read_dictionary=[c for c in ("job_id", "source", "rail") if c in have])
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise StoreError(f"{path}: corrupt Parquet file ({str(exc).splitlines()[0]})") from None
+    for c in cols:
+        if c not in have:
+            if c in ("t_mono_s", "power_w", "job_id"):
+                raise StoreError(f"{path}: no column {c!r}; not a power table")
+            table = table.append_column(c, pa.nulls(table.num_rows, pa.string()))
+    return table
+
+
 def run_energy(run: RunDir, results: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``job_energy`` for a stored run, reading only the columns it needs."""
     if results is None:
         results = read_columns(run, "results", RESULT_COLUMNS)
-    power = integrate_windows(
-        iter_files(run, "power", ["job_id", "source", "rail", "t_mono_s", "power_w"]), windows_of(results))
+    windows = _window_index(windows_of(results))
+    files = table_files(run, "power")
+    # Parquet decoding and the numpy passes release the GIL: files in parallel on a thread pool
+    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+        parts = [p for p in pool.map(lambda f: _group_energy(read_power(f), windows), files) if len(p)]
+    power = _combine(parts)
     idle = read_columns(run, "idle", ["board", "source", "rail", "mean_power_w"])
     return job_energy(results, power, idle)

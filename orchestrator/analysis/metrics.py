@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 KEYS = ["board", "soc", "component", "component_class", "model", "model_display", "dtype"]
@@ -16,23 +17,51 @@ def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataF
     """
     if results.empty:
         return pd.DataFrame(columns=KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid"])
+    results = results[["job_id", "verdict", "throughput_ips"] + KEYS]  # a narrow copy, not the whole row set
     valid = results[results["verdict"] == "VALID"]
     agg = (
-        results.groupby(KEYS, sort=False)
-        .agg(jobs=("job_id", "size"), invalid=("verdict", lambda v: int((v != "VALID").sum())))
+        results.assign(_invalid=(results["verdict"] != "VALID").astype(int))
+        .groupby(KEYS, sort=False, dropna=False)
+        .agg(jobs=("job_id", "size"), invalid=("_invalid", "sum"))
         .reset_index()
     )
-    thr = valid.groupby(KEYS, sort=False)["throughput_ips"].mean().rename("throughput_ips").reset_index()
-    lat = latencies.merge(valid[["job_id"] + KEYS], on="job_id")
-    pct = (
-        lat.groupby(KEYS, sort=False)["latency_ms"]
-        .quantile([0.5, 0.99])
-        .unstack()
-        .rename(columns={0.5: "latency_p50_ms", 0.99: "latency_p99_ms"})
-        .reset_index()
-    )
+    thr = valid.groupby(KEYS, sort=False, dropna=False)["throughput_ips"].mean().rename("throughput_ips").reset_index()
+    # pool the latencies per series through integer codes (no per-sample copy of the key columns)
+    series = valid[KEYS].drop_duplicates().reset_index(drop=True)
+    job_series = valid[["job_id"] + KEYS].merge(series.reset_index(names="_series"), on=KEYS, how="left")
+    lat_jobs = latencies["job_id"]
+    if isinstance(lat_jobs.dtype, pd.CategoricalDtype):  # 10^7 rows: look up the categories only
+        cat_pos = pd.Index(job_series["job_id"]).get_indexer(lat_jobs.cat.categories)
+        codes_ = lat_jobs.cat.codes.to_numpy()
+        job_pos = np.where(codes_ >= 0, cat_pos[codes_], -1)
+    else:
+        job_pos = pd.Index(job_series["job_id"]).get_indexer(lat_jobs)
+    keep = job_pos >= 0
+    codes = job_series["_series"].to_numpy()[job_pos[keep]]
+    values = latencies["latency_ms"].to_numpy()[keep]
+    if values.size == 0:
+        pct = pd.DataFrame(columns=KEYS + ["latency_p50_ms", "latency_p99_ms"]).astype(
+            {"latency_p50_ms": float, "latency_p99_ms": float})
+        pct[KEYS] = pct[KEYS].astype(thr[KEYS].dtypes.to_dict())
+    else:
+        present, p50, p99 = _grouped_quantiles(codes, values, (0.5, 0.99))
+        pct = series.iloc[present].reset_index(drop=True).assign(latency_p50_ms=p50, latency_p99_ms=p99)
     out = agg.merge(thr, on=KEYS, how="left").merge(pct, on=KEYS, how="left")
     return out[KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid"]]
+
+
+def _grouped_quantiles(codes: np.ndarray, values: np.ndarray, qs: tuple[float, ...]):
+    """Per group code: the quantiles of its values with linear interpolation (pandas' and numpy's default),
+    through one sort by group and a loop over the groups (not the rows). Returns (codes present, one array per q)."""
+    order = np.argsort(codes, kind="stable")
+    v = values[order]
+    counts = np.bincount(codes, minlength=int(codes.max()) + 1)
+    present = np.flatnonzero(counts)
+    ends = np.cumsum(counts)[present]
+    starts = ends - counts[present]
+    grid = np.array([np.quantile(v[s:e], qs) for s, e in zip(starts, ends)]).reshape(len(present), len(qs))
+    out = [grid[:, i] for i in range(len(qs))]
+    return (present, *out)
 
 
 def pivot_by_component(table: pd.DataFrame, value: str) -> pd.DataFrame:

@@ -1,4 +1,7 @@
-"""`reports/<run>/index.html` from the results store alone. Renders; computes nothing."""
+"""`reports/<run>/index.html`, `results.csv` and `summary.md` from the store alone.
+
+Renders what :mod:`orchestrator.analysis.run_analysis` computed; computes nothing.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +12,15 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from orchestrator.analysis.metrics import throughput_table
-from orchestrator.report.plots import throughput_bars
+from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
+from orchestrator.analysis.tables import export_csv
+from orchestrator.report.plots import (
+    efficiency_bars,
+    ratio_heatmap,
+    roofline_plot,
+    throughput_bars,
+)
+from orchestrator.results.schema import RESULTS
 from orchestrator.results.store import RunDir
 
 _ENV = jinja2.Environment(
@@ -18,18 +28,28 @@ _ENV = jinja2.Environment(
     autoescape=jinja2.select_autoescape(["html", "j2"]),
     undefined=jinja2.StrictUndefined,
 )
+_MD = jinja2.Environment(loader=jinja2.PackageLoader("orchestrator.report", "templates"), autoescape=False,
+                         undefined=jinja2.StrictUndefined)
+
+#: above this many jobs the page lists only the non-VALID ones (results.csv has them all)
+MAX_JOB_ROWS = 2000
 
 
 def _fmt(value: Any, digits: int = 1) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
         return "–"
-    return f"{value:.{digits}f}"
+    try:
+        return f"{value:.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
 
 
-_ENV.filters["fmt"] = _fmt
+for _env in (_ENV, _MD):
+    _env.filters["fmt"] = _fmt
 
 
 def _board_tables(table: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per SoC and board: models x dtypes as rows, components as columns (the study's Table 1 layout)."""
     boards = []
     for board, data in table.groupby("board", sort=False):
         components = list(dict.fromkeys(data["component"]))
@@ -41,36 +61,86 @@ def _board_tables(table: pd.DataFrame) -> list[dict[str, Any]]:
     return boards
 
 
-def write_report(run: RunDir, out_dir: Path) -> Path:
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return frame.astype(object).where(frame.notna(), None).to_dict("records")
+
+
+def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, str]]]:
+    figs: dict[str, list[dict[str, str]]] = {"throughput": [], "energy": [], "roofline": [], "cross_soc": []}
+    for board in dict.fromkeys(a.table["board"]):
+        name = f"throughput-{board}.png"
+        throughput_bars(a.table, board, out_dir / name)
+        figs["throughput"].append({"file": name, "caption": f"Throughput of every model on every component of {board}"})
+    summary = a.energy_summary
+    for board in dict.fromkeys(summary.dropna(subset=["images_per_j"])["board"]):
+        name = f"efficiency-{board}.png"
+        efficiency_bars(summary, board, out_dir / name)
+        figs["energy"].append({"file": name, "caption": f"Images per joule of active power on {board}"})
+    pts = a.roofline.points
+    for soc in dict.fromkeys(pts["soc"]) if not pts.empty else []:
+        name = f"roofline-{soc}.png"
+        roofline_plot(a.roofline.roofs, pts, soc, out_dir / name)
+        figs["roofline"].append({"file": name, "caption": f"Roofline of the components of {soc}"})
+    if not a.cross_soc.empty:
+        ratio_heatmap(a.cross_soc, out_dir / "cross-soc.png")
+        figs["cross_soc"].append({"file": "cross-soc.png", "caption": "Throughput ratio per model between SoCs"})
+    return figs
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name("." + path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta = run.meta
-    results = run.read_table("results")
-    latencies = run.read_table("latencies")
-    table = throughput_table(results, latencies)
+    a = analyze_run(run, baseline)
+    meta = a.meta
+    results = a.results
+    figures = _figures(a, out_dir)
 
-    figures = []
-    for board in dict.fromkeys(table["board"]):
-        name = f"throughput-{board}.png"
-        throughput_bars(table, board, out_dir / name)
-        figures.append({"file": name, "caption": f"Throughput of every model on every component of {board}"})
+    export_csv(run, "results", out_dir / "results.csv", RESULTS.names)  # in job order
 
     failed = [r for r in run.journal_records() if r.get("state") == "failed"]
-    results.sort_values(["board", "component", "model", "dtype", "repeat"]).drop(columns=["reasons"]).assign(
-        reasons=results["reasons"].map(lambda r: "; ".join(r))
-    ).to_csv(out_dir / "results.csv", index=False)
-
-    html = _ENV.get_template("report.html.j2").render(
+    many = len(results) > MAX_JOB_ROWS
+    details = a.validity if many else job_details(run)
+    details = details.head(MAX_JOB_ROWS)
+    jobs = results[results["job_id"].isin(details["job_id"])].drop(columns=["verdict"]).merge(
+        details, on="job_id", how="inner")
+    jobs = jobs.merge(a.energy[["job_id", "active_w", "energy_per_image_j", "images_per_j", "energy_note"]]
+                      .rename(columns={"energy_per_image_j": "active_j_per_image"}), on="job_id", how="left")
+    verdicts = results["verdict"].value_counts().to_dict()
+    energy = a.energy_summary
+    context = dict(
         run=meta,
-        boards=_board_tables(table),
+        boards=_board_tables(a.table),
         figures=figures,
-        jobs=results.sort_values("job_id").to_dict("records"),
+        jobs=_records(jobs.sort_values("job_id")),
+        jobs_truncated=many,
+        verdicts=verdicts,
         failed=failed,
         facts=(meta.get("provision") or {}).get("facts", {}),
         has_power=bool(results["mean_power_w"].notna().any()) if not results.empty else False,
+        energy=_records(energy),
+        energy_measures=sorted({m for m in energy["measures"].dropna()}) if not energy.empty else [],
+        rails=_records(a.rails.groupby(["rail"], sort=True).agg(mean_w=("mean_w", "mean"), idle_w=("idle_w", "mean"),
+                                                               active_w=("active_w", "mean")).reset_index())
+        if not a.rails.empty else [],
+        roofs=_records(a.roofline.roofs),
+        roof_points=_records(a.roofline.points),
+        roof_missing=_records(a.roofline.missing),
+        quantization=_records(a.quantization),
+        coexec=_records(a.coexec),
+        cross_soc=_records(a.cross_soc_summary),
+        baseline_id=a.baseline_id,
+        baseline=_records(a.baseline),
+        baseline_geomean=a.baseline_geomean,
+        git_revisions=sorted(str(g) for g in results["git_revision"].dropna().unique()),
+        runtimes=sorted(f"{m} {v}" for m, v in results[["runtime_module", "runtime_version"]].dropna(
+            subset=["runtime_module"]).drop_duplicates().itertuples(index=False)),
     )
-    index = out_dir / "index.html"
-    tmp = out_dir / ".index.html.tmp"
-    tmp.write_text(html, encoding="utf-8")
-    tmp.replace(index)
-    return index
+    _write_text(out_dir / "index.html", _ENV.get_template("report.html.j2").render(**context))
+    _write_text(out_dir / "summary.md", _MD.get_template("summary.md.j2").render(**context))
+    return out_dir / "index.html"

@@ -34,3 +34,82 @@ def throughput_bars(table: pd.DataFrame, board: str, path: Path) -> Path:
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+def efficiency_bars(energy: pd.DataFrame, board: str, path: Path) -> Path:
+    """Images per joule (active power) of every model on every component of one board."""
+    data = energy[(energy["board"] == board)].dropna(subset=["images_per_j"])
+    models = list(dict.fromkeys(data["model_display"]))
+    series = list(dict.fromkeys(zip(data["component"], data["dtype"])))
+    width = 0.8 / max(1, len(series))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models)), 4.2), dpi=110)
+    x = np.arange(len(models))
+    for i, (component, dtype) in enumerate(series):
+        sel = data[(data["component"] == component) & (data["dtype"] == dtype)].set_index("model_display")
+        values = [float(sel["images_per_j"].get(m, np.nan)) for m in models]
+        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=f"{component} {dtype}")
+    ax.set_xticks(x, models)
+    ax.set_yscale("log")
+    ax.set_ylabel("images per joule (active power, log)")
+    ax.set_title(f"{board}: energy efficiency")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.legend(fontsize="small", ncol=min(4, max(1, len(series))), loc="upper center", bbox_to_anchor=(0.5, -0.1),
+              frameon=False)
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def roofline_plot(roofs: pd.DataFrame, points: pd.DataFrame, soc: str, path: Path) -> Path:
+    """Log-log roofline of the components of one SoC; markers: o memory-bound, ^ compute-bound."""
+    r = roofs[(roofs["soc"] == soc)].dropna(subset=["peak_gflops", "bandwidth_gb_s"]).drop_duplicates("component")
+    p = points[points["soc"] == soc]
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=110)
+    lo = min([0.1] + list(p["intensity_flop_per_byte"].dropna()))
+    hi = max([1000.0] + list(p["intensity_flop_per_byte"].dropna() * 2))
+    xs = np.logspace(np.log10(lo), np.log10(hi), 200)
+    colors = {}
+    for i, roof in enumerate(r.itertuples()):
+        color = f"C{i % 10}"
+        colors[roof.component] = color
+        ax.plot(xs, np.minimum(roof.peak_gflops, roof.bandwidth_gb_s * xs), color=color,
+                label=f"{roof.component}: {roof.peak_gflops:g} GFLOP/s, {roof.bandwidth_gb_s:g} GB/s")
+        ax.axvline(roof.ridge_flop_per_byte, color=color, ls=":", lw=0.8)
+    label = len(p) <= 24  # beyond that the labels only hide each other (the table has every point)
+    for pt in p.itertuples():
+        ax.scatter(pt.intensity_flop_per_byte, pt.attained_gflops, color=colors.get(pt.component, "k"),
+                   marker="o" if pt.bound == "memory" else "^", zorder=3)
+        if label:
+            ax.annotate(f"{pt.model_display} {pt.dtype}", (pt.intensity_flop_per_byte, pt.attained_gflops),
+                        fontsize=6, xytext=(3, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("operational intensity (FLOP/byte)")
+    ax.set_ylabel("attained GFLOP/s")
+    ax.set_title(f"{soc}: roofline (o memory-bound, ^ compute-bound)")
+    ax.grid(which="both", alpha=0.3)
+    ax.legend(fontsize="x-small", loc="lower right")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def ratio_heatmap(pairs: pd.DataFrame, path: Path) -> Path:
+    """Cross-SoC throughput ratios: rows (soc_a/soc_b, class, dtype), columns models, log colour scale."""
+    data = pairs.assign(row=pairs["soc_a"] + " / " + pairs["soc_b"] + " · " + pairs["component_class"] + " · "
+                        + pairs["dtype"])
+    grid = data.pivot_table(index="row", columns="model_display", values="ratio", aggfunc="first")
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * grid.shape[1] + 3), 0.5 * grid.shape[0] + 2), dpi=110)
+    values = np.log2(grid.to_numpy(dtype=float))
+    lim = max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
+    im = ax.imshow(values, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
+    ax.set_xticks(range(grid.shape[1]), grid.columns, rotation=30, ha="right")
+    ax.set_yticks(range(grid.shape[0]), grid.index)
+    for (i, j), v in np.ndenumerate(grid.to_numpy(dtype=float)):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+    fig.colorbar(im, ax=ax, label="log2(throughput ratio)")
+    ax.set_title("cross-SoC throughput ratio (a / b)")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -1,0 +1,120 @@
+"""Everything a report shows about one run, computed once, from the store alone."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.analysis.coexec import coexec_table
+from orchestrator.analysis.compare import (
+    baseline_comparison,
+    cross_soc,
+    cross_soc_summary,
+    quantization_table,
+)
+from orchestrator.analysis.energy import RESULT_COLUMNS, run_energy
+from orchestrator.analysis.metrics import KEYS, throughput_table
+from orchestrator.analysis.roofline import Roofline, roofline
+from orchestrator.analysis.tables import read_columns
+from orchestrator.results.store import RunDir
+
+__all__ = ["RunAnalysis", "analyze_run", "REPORT_COLUMNS"]
+
+# what the report needs of the results table (never the whole row set of columns)
+REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + [
+    "model_file", "repeat", "runtime_module", "runtime_version", "git_revision", "count", "latency_p50_ms",
+    "latency_p99_ms", "mean_power_w", "energy_per_image_j",
+]))
+
+
+@dataclass
+class RunAnalysis:
+    meta: dict[str, Any]
+    results: pd.DataFrame
+    table: pd.DataFrame  # throughput per (board, component, model, dtype) + model_file
+    energy: pd.DataFrame  # per job
+    rails: pd.DataFrame  # per job and rail (sensor boards)
+    roofline: Roofline
+    quantization: pd.DataFrame
+    coexec: pd.DataFrame
+    cross_soc: pd.DataFrame
+    cross_soc_summary: pd.DataFrame
+    validity: pd.DataFrame  # the jobs that are not VALID: job_id, cpus, verdict, reasons (joined)
+    baseline_id: str | None = None
+    baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
+    baseline_geomean: float = float("nan")
+
+    @property
+    def energy_summary(self) -> pd.DataFrame:
+        """Mean over the VALID repeats per (board, component, model, dtype) of the energy figures."""
+        e = self.energy[self.energy["verdict"] == "VALID"]
+        keys = ["board", "soc", "component", "model", "model_display", "dtype"]
+        if e.empty:
+            return pd.DataFrame(columns=keys + ["measures", "active_w", "energy_per_image_j", "images_per_j",
+                                                "energy_note"])
+        return (e.groupby(keys, sort=False, dropna=False)
+                .agg(measures=("measures", "first"), active_w=("active_w", "mean"),
+                     energy_per_image_j=("energy_per_image_j", "mean"), images_per_j=("images_per_j", "mean"),
+                     clock_uncertainty_ms=("clock_uncertainty_ms", "max"),
+                     energy_note=("energy_note", lambda s: "; ".join(sorted({x for x in s if x}))))
+                .reset_index())
+
+
+def _with_model_file(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
+    files = results.groupby(KEYS, sort=False, dropna=False)["model_file"].first().reset_index()
+    return table.merge(files, on=KEYS, how="left")
+
+
+def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
+    meta = run.meta
+    results = read_columns(run, "results", REPORT_COLUMNS)
+    latencies = read_columns(run, "latencies", ["job_id", "latency_ms"], categorical=["job_id"])
+    table = _with_model_file(throughput_table(results, latencies), results)
+    energy, rails = run_energy(run, results[RESULT_COLUMNS])
+    membw = read_columns(run, "membw", ["board", "component", "kernel", "gb_per_s"])
+    roof = roofline(meta, table, membw)
+    quant = quantization_table(table, energy[energy["verdict"] == "VALID"])
+    pairs = cross_soc(table)
+    validity = job_details(run, only_invalid=True)
+    analysis = RunAnalysis(
+        meta=meta, results=results, table=table, energy=energy, rails=rails, roofline=roof,
+        quantization=quant, coexec=coexec_table(table), cross_soc=pairs, cross_soc_summary=cross_soc_summary(pairs),
+        validity=validity,
+    )
+    if baseline is not None:
+        b_results = read_columns(baseline, "results", REPORT_COLUMNS)
+        b_lat = read_columns(baseline, "latencies", ["job_id", "latency_ms"], categorical=["job_id"])
+        b_table = throughput_table(b_results, b_lat)
+        analysis.baseline_id = baseline.run_id
+        analysis.baseline, analysis.baseline_geomean = baseline_comparison(table, b_table)
+    return analysis
+
+
+def job_details(run: RunDir, only_invalid: bool = False) -> pd.DataFrame:
+    """job_id, cpus (joined), verdict and reasons (joined), read through Arrow; only the non-VALID jobs
+    when ``only_invalid`` (cheap on a store of 10^6 jobs)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from orchestrator.analysis.tables import iter_files
+
+    parts = []
+    for t in iter_files(run, "results", ["job_id", "cpus", "verdict", "reasons"]):
+        if only_invalid:
+            t = t.filter(pc.fill_null(pc.not_equal(t.column("verdict"), "VALID"), True))
+        if t.num_rows:
+            parts.append(t)
+    if not parts:
+        return pd.DataFrame({"job_id": pd.Series(dtype=str), "cpus": pd.Series(dtype=str),
+                             "verdict": pd.Series(dtype=str), "reasons": pd.Series(dtype=str)})
+    t = pa.concat_tables(parts)
+    t = t.set_column(1, "cpus", pc.fill_null(pc.binary_join(t.column("cpus").cast(pa.list_(pa.string())), ","), ""))
+    t = t.set_column(3, "reasons", pc.fill_null(pc.binary_join(t.column("reasons"), "; "), ""))
+    return t.to_pandas().sort_values("job_id").reset_index(drop=True)
+
+
+def finite(x: Any) -> bool:
+    return x is not None and not (isinstance(x, float) and np.isnan(x))

@@ -1,0 +1,141 @@
+"""Analysis commands of the `orchestrator` CLI: report, model info, import, regress.
+
+``register(app)`` attaches them to the main typer app (``report`` replaces the
+plain one of cli.py with the version that accepts ``--baseline``).
+
+Exit codes as in cli.py, plus: ``regress`` exits 1 when a series regressed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")
+REPORTS = typer.Option(Path("reports"), "--reports", help="Where reports/<run-id>/ are written.")
+
+model_app = typer.Typer(no_args_is_help=True, help="Inspect .tflite models (FLOPs, bytes, intensity).")
+
+
+def report(
+    run_id: str = typer.Argument(..., help="Run id (a folder of the store)."),
+    store: Path = STORE,
+    reports: Path = REPORTS,
+    baseline: Optional[str] = typer.Option(None, "--baseline", help="Run id to compare throughput against."),
+) -> None:
+    """Regenerate reports/<RUN>/{index.html, results.csv, summary.md} from the store alone."""
+    from orchestrator.report.html import write_report
+    from orchestrator.results.store import Store
+
+    st = Store(store)
+    run = st.open_run(run_id)
+    base = st.open_run(baseline) if baseline else None
+    out.print(f"report: {write_report(run, reports / run.run_id, baseline=base)}", highlight=False)
+
+
+@model_app.command("info")
+def model_info(
+    file: Path = typer.Argument(..., help="A .tflite file."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    per_layer: bool = typer.Option(False, "--per-layer", help="One row per operator."),
+) -> None:
+    """MACs, FLOPs, parameters, weight and activation bytes and operational intensity of a model."""
+    from orchestrator.analysis.model_info import analyze
+
+    info = analyze(file)
+    if as_json:
+        out.print_json(json.dumps(info.to_dict(per_layer=per_layer)))
+        return
+    if per_layer:
+        table = Table(title=str(file))
+        for col in ("#", "op", "output", "MACs", "FLOPs", "params", "weight B", "activation B", "FLOP/B"):
+            table.add_column(col, justify="left" if col in ("op", "output") else "right")
+        for layer in info.layers:
+            table.add_row(str(layer.index), layer.op, "x".join(map(str, layer.output_shape)), f"{layer.macs:,}",
+                          f"{layer.flops:,}", f"{layer.params:,}", f"{layer.weight_bytes:,}",
+                          f"{layer.activation_bytes:,}", f"{layer.intensity_flop_per_byte:.2f}")
+        out.print(table)
+    totals = Table(title=f"{file} (totals)")
+    totals.add_column("quantity")
+    totals.add_column("value", justify="right")
+    for key, value in info.totals().items():
+        totals.add_row(key, f"{value:,.2f}" if isinstance(value, float) else f"{value:,}")
+    out.print(totals)
+
+
+def import_results(
+    csv_file: Path = typer.Argument(..., help="CSV: soc, board, component, model, dtype, throughput "
+                                              "[, power_w, component_class]."),
+    store: Path = STORE,
+    source: str = typer.Option("", "--source", help="Where the figures come from (paper, lab notebook...)."),
+) -> None:
+    """Store throughput figures measured elsewhere as a new run (validated first; nothing written on error)."""
+    from orchestrator.analysis.import_csv import import_csv
+    from orchestrator.results.store import Store
+
+    run = import_csv(Store(store), csv_file, source=source)
+    out.print(f"imported {len(run.meta['jobs'])} rows as run {run.run_id} ({run.path})", highlight=False)
+
+
+def regress_cmd(
+    run_id: str = typer.Argument(..., help="Run to judge."),
+    baseline: str = typer.Option("last-good", "--baseline", help="Run id, or last-good."),
+    store: Path = STORE,
+    junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one testcase per series)."),
+    min_effect: float = typer.Option(0.03, "--min-effect", help="Smallest relative change of the median that counts."),
+    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney U test."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Compare per-inference latencies of RUN with a baseline; exit 1 when a series regressed."""
+    from dataclasses import asdict
+
+    from orchestrator.analysis.regress import (
+        last_good,
+        regress,
+        save_verdicts,
+        write_junit,
+    )
+    from orchestrator.results.store import Store
+
+    st = Store(store)
+    run = st.open_run(run_id)
+    base_id = last_good(st, run.run_id) if baseline == "last-good" else baseline
+    base = st.open_run(base_id)
+    verdicts = regress(st, run, base, min_effect=min_effect, alpha=alpha)
+    save_verdicts(run, base.run_id, verdicts, min_effect)
+    if junit:
+        write_junit(junit, run.run_id, base.run_id, verdicts)
+    if as_json:
+        out.print_json(json.dumps({"run_id": run.run_id, "baseline": base.run_id,
+                                   "series": [asdict(v) for v in verdicts]}, default=str))
+    else:
+        table = Table(title=f"{run.run_id} vs {base.run_id}")
+        for col in ("series", "verdict", "median ms", "baseline ms", "ratio", "p", "reason", "change point"):
+            table.add_column(col)
+        for v in verdicts:
+            cp = v.change_point
+            table.add_row(v.name, v.verdict, f"{v.median_ms:.3f}" if v.median_ms else "–",
+                          f"{v.baseline_median_ms:.3f}" if v.baseline_median_ms else "–",
+                          f"{v.ratio:.3f}" if v.ratio else "–", f"{v.p_value:.2g}" if v.p_value is not None else "–",
+                          v.reason, f"{cp['run_id']} ({cp['shift'] * 100:+.1f} %)" if cp else "")
+        out.print(table)
+    if any(v.verdict == "regressed" for v in verdicts):
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Attach the analysis commands to the main app (called once from cli.py)."""
+    app.registered_commands[:] = [c for c in app.registered_commands
+                                  if (c.name or getattr(c.callback, "__name__", "")) != "report"]
+    app.command("report")(report)
+    app.command("import")(import_results)
+    app.command("regress")(regress_cmd)
+    app.add_typer(model_app, name="model")

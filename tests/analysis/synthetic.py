@@ -1,0 +1,75 @@
+"""Small synthetic runs written through the real Store, with known figures."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from orchestrator.results.schema import RESULTS, SCHEMA_VERSION
+from orchestrator.results.store import RunDir, Store
+
+FIXTURE_ZOO = Path(__file__).resolve().parents[1] / "fixtures" / "models"
+
+
+def result_row(run_id: str, job_id: str, **over: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {name: None for name in RESULTS.names}
+    row.update(schema_version=SCHEMA_VERSION, run_id=run_id, job_id=job_id, experiment="e", board="b1",
+               soc="socA", hostname="h", arch="aarch64", component="big", component_class="big", cpus=[4, 5],
+               threads=2, model="tiny_cnn", model_display="Tiny CNN", dtype="float32",
+               model_file="tiny_cnn_float32.tflite", model_sha256="0" * 64, repeat=1, runtime_module="rt",
+               runtime_version="2.3.0", agent_version="1.0.0", git_revision="abc", warmup_runs=1, min_count=10,
+               min_duration_s=1.0, max_duration_s=10.0, window_start_mono_ns=10_000_000_000,
+               window_end_mono_ns=12_000_000_000, count=200, duration_s=2.0, throughput_ips=100.0,
+               latency_mean_ms=10.0, latency_p50_ms=10.0, latency_p90_ms=10.0, latency_p99_ms=10.0,
+               latency_min_ms=10.0, latency_max_ms=10.0, verdict="VALID", reasons=[], trace_sha256="0" * 64,
+               clock_offset_ns=0, clock_uncertainty_ns=500_000)
+    row.update(over)
+    return row
+
+
+def boards_meta(peak: float | None = 10.0) -> dict[str, Any]:
+    comp = {"name": "big", "class": "big", "cpus": [4, 5], "peak_gflops": peak}
+    return {
+        "b1": {"name": "b1", "soc": "socA", "components": [comp, {"name": "little", "class": "little", "cpus": [0]}]},
+        "b2": {"name": "b2", "soc": "socB", "components": [{"name": "a73", "class": "big", "cpus": [4],
+                                                           "peak_gflops": 20.0}]},
+    }
+
+
+def make_run(store: Store, run_id: str, rows: list[dict[str, Any]], *, latencies: dict[str, np.ndarray] | None = None,
+             power: dict[str, pd.DataFrame] | None = None, idle: list[dict[str, Any]] | None = None,
+             membw: list[dict[str, Any]] | None = None, meta: dict[str, Any] | None = None,
+             zoo: Path | None = None) -> RunDir:
+    if zoo is None:
+        zoo = store.root.parent / "zoo"
+        if not zoo.exists():
+            shutil.copytree(FIXTURE_ZOO, zoo)
+    run = store.create_run(run_id, {"created_wall": "2026-01-01T00:00:00Z", "git_revision": "abc",
+                                    "experiments_file": "e.yaml", "inventory_file": "i.yml", "zoo_dir": str(zoo),
+                                    "zoo_builder_hash": "f" * 64, "zoo_weights": "random, seed 0",
+                                    "boards": boards_meta(), "status": "finished", **(meta or {})})
+    for row in rows:
+        jid = row["job_id"]
+        run.write_table("results", jid, [row])
+        if latencies and jid in latencies:
+            lat = latencies[jid]
+            run.write_table("latencies", jid, pd.DataFrame({
+                "run_id": run_id, "job_id": jid, "index": np.arange(lat.size), "start_mono_ns": np.arange(lat.size),
+                "end_mono_ns": np.arange(lat.size) + 1, "latency_ms": lat}))
+        if power and jid in power:
+            run.write_table("power", jid, power[jid].assign(run_id=run_id, job_id=jid))
+    if idle:
+        run.write_table("idle", "idle", [{"run_id": run_id, "duration_s": 5.0, "samples": 100, **i} for i in idle])
+    if membw:
+        run.write_table("membw", "membw", [{"run_id": run_id, **m} for m in membw])
+    return run
+
+
+def constant_power(t0_s: float, t1_s: float, watts: float, source: str = "meter", rail: str = "board",
+                   step_s: float = 0.01) -> pd.DataFrame:
+    t = np.arange(t0_s, t1_s + step_s / 2, step_s)
+    return pd.DataFrame({"source": source, "rail": rail, "t_mono_s": t, "power_w": np.full(t.size, watts)})
