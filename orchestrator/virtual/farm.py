@@ -377,6 +377,7 @@ class VirtualFarm:
         netns.ip("-n", b.netns, "link", "set", "lo", "up")
         netns.ip("-n", b.netns, "link", "set", "eth0", "up")
         netns.ip("-n", b.netns, "route", "add", "default", "via", self.bridge_address)
+        netns.write_etc(b.netns, b.name, b.address)
 
     def _prepare_board_files(self, b: VirtualBoard) -> None:
         if b.sys_root.exists() and not netns.is_mountpoint(b.sys_root):

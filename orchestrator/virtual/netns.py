@@ -124,3 +124,21 @@ def kill_all(pids: set[int], *, grace_s: float = 1.0, timeout_s: float = 5.0) ->
             break
     return pending
 
+
+
+def etc_dir(name: str) -> Path:
+    """Per-namespace /etc overrides (``ip netns exec`` bind-mounts its files over /etc)."""
+    return Path("/etc/netns") / name
+
+
+def write_etc(name: str, hostname: str, address: str) -> None:
+    """Name resolution that answers at once inside the namespace.
+
+    The host's resolver is unreachable from a board, so every lookup (Ansible's
+    fact gathering calls getfqdn) would wait for its timeout: give the board a
+    hosts file with its own name and a resolver that fails immediately.
+    """
+    d = etc_dir(name)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "hosts").write_text(f"127.0.0.1 localhost\n{address} {hostname}\n")
+    (d / "resolv.conf").write_text("# no resolver inside a virtual board\noptions timeout:1 attempts:1\n")

@@ -8,6 +8,8 @@ veths, namespaces, bridge, routing guard).
 
 from __future__ import annotations
 
+import shutil
+
 import json
 import os
 import time
@@ -70,6 +72,8 @@ def leftovers_of(record: dict | None) -> list[str]:
             found.append(f"mount /run/netns/{b['netns']}")
         if b["veth_host"] in link_names:
             found.append(f"link {b['veth_host']}")
+        if netns.etc_dir(b["netns"]).exists():
+            found.append(f"dir {netns.etc_dir(b['netns'])}")
         for pid in sorted(netns.netns_pids(b["netns"])):
             found.append(f"pid {pid} in {b['netns']}")
         for pid in sorted(netns.pids_with_cmdline(_sshd_config(b))):
@@ -116,6 +120,7 @@ def teardown(state_dir: Path, *, timeout_s: float = 15.0) -> list[str]:
     for b in record["boards"]:
         if b["netns"] in netns.netns_list():
             netns.ip("netns", "del", b["netns"], check=False)
+        shutil.rmtree(netns.etc_dir(b["netns"]), ignore_errors=True)
     if record["bridge"] in netns.links():
         netns.ip("link", "del", record["bridge"], check=False)
     for _ in range(10):
