@@ -163,6 +163,9 @@ class BoardRunner:
                 transport.close()
         except SocfarmError as exc:  # the board or its meter is unusable: quarantine it for this run
             self._quarantine(exc, pending, acc)
+        except Exception as exc:  # noqa: BLE001 - a bug must not take the other boards' measurements down
+            self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
+                             pending, acc)
 
     def _check_health(self, transport: Transport) -> None:
         problems = judge_health(self.board, transport.run(health_command(self.board)))

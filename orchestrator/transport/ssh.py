@@ -11,16 +11,15 @@ import io
 import json
 import os
 import shlex
-import socket
 from pathlib import Path
 from typing import Any
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut
+from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from orchestrator.config.inventory import Board
-from orchestrator.errors import AgentError, StableError, TransientError
+from orchestrator.errors import AgentError, SocfarmError, StableError, TransientError
 from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
 from orchestrator.transport.clock import PROBE_SCRIPT, ClockOffset, estimate_offset
 
@@ -37,7 +36,7 @@ class HostKeyError(StableError):
     """The board's host key is unknown or does not match known_hosts."""
 
 
-def classify(board: Board, exc: BaseException, doing: str) -> Exception:
+def classify(board: Board, exc: BaseException, doing: str) -> SocfarmError:
     """Map paramiko/socket failures to our error classes (says whether a retry can help)."""
     where = f"{board.name} ({board.ssh.user}@{board.address}:{board.ssh.port}): {doing}"
     if isinstance(exc, paramiko.AuthenticationException):
@@ -48,9 +47,10 @@ def classify(board: Board, exc: BaseException, doing: str) -> Exception:
     if isinstance(exc, paramiko.SSHException) and "not found in known_hosts" in str(exc):
         known = board.ssh.known_hosts or "~/.ssh/known_hosts"
         return HostKeyError(f"{where}: host key not in {known}: {exc}")
-    if isinstance(exc, (OSError, EOFError, socket.timeout, paramiko.SSHException, CommandTimedOut)):
-        return BoardUnreachable(f"{where}: {type(exc).__name__}: {exc}")
-    return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
+    if isinstance(exc, UnexpectedExit) and exc.result.exited == -1:
+        return BoardUnreachable(f"{where}: the SSH session died (no exit status)")
+    # anything else that breaks a session (socket, protocol, command) leaves the board's state unknown
+    return BoardUnreachable(f"{where}: {type(exc).__name__}: {str(exc).strip()[:500]}")
 
 
 def connect(board: Board) -> Connection:

@@ -73,7 +73,8 @@ def sweep(ws: Path, name: str, boards: str, repeats: int = 1, *extra: str) -> su
 
 def finish(proc: subprocess.Popen, timeout_s: float = 900) -> dict:
     out, err = proc.communicate(timeout=timeout_s)
-    assert out.strip(), err[-4000:]
+    assert out.strip(), "no summary on stdout; stderr:\n" + "\n".join(line for line in err.splitlines()
+                                                                      if line.strip())[-4000:]
     return {**json.loads(out), "rc": proc.returncode, "stderr": err}
 
 
@@ -100,7 +101,8 @@ def test_board_whose_sshd_dies_is_quarantined_and_the_others_finish(farm, worksp
     try:
         deadline = time.monotonic() + 600
         while time.monotonic() < deadline:
-            new = [r for r in (workspace / "runs").iterdir() if r not in before and (r / "journal.jsonl").exists()]
+            runs = (workspace / "runs").iterdir() if (workspace / "runs").exists() else []
+            new = [r for r in runs if r not in before and (r / "journal.jsonl").exists()]
             if new and any(r.get("state") == "done" and r.get("board") == victim for r in journal(new[0])):
                 break
             assert proc.poll() is None, proc.communicate()[1][-3000:]
