@@ -12,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown
+from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO
-from tests.virtual_farm.helpers import require_netns
+from tests.virtual_farm.helpers import running_farm
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -35,21 +35,10 @@ experiments:
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
-    require_netns()
-    state = tmp_path_factory.mktemp("farm4")
-    farm = VirtualFarm(state, [BoardSpec("xu3-a", "odroid_xu3"), BoardSpec("xu3-b", "odroid_xu3"),
-                               BoardSpec("hikey-a", "hikey970"), BoardSpec("hikey-b", "hikey970")],
-                       max_lifetime_s=1500)
-    try:
-        farm.up()
-        farm.wait_ready(20)
+    boards = [BoardSpec("xu3-a", "odroid_xu3"), BoardSpec("xu3-b", "odroid_xu3"),
+              BoardSpec("hikey-a", "hikey970"), BoardSpec("hikey-b", "hikey970")]
+    with running_farm(tmp_path_factory.mktemp("farm4"), boards, max_lifetime_s=1500) as farm:
         yield farm
-    finally:
-        try:
-            farm.down()
-        finally:
-            teardown(state)
-        assert farm.leftovers() == []
 
 
 @pytest.fixture(scope="module")

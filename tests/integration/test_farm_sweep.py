@@ -14,10 +14,10 @@ import pytest
 from orchestrator.config.load import load_inventory
 from orchestrator.meters.virtual_b2900 import VirtualB2900
 from orchestrator.transport.ssh import BoardUnreachable, SshAuthError, connect
-from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown
+from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO
-from tests.virtual_farm.helpers import require_netns
+from tests.virtual_farm.helpers import running_farm
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -36,22 +36,9 @@ experiments:
 
 @pytest.fixture(scope="module")
 def farm(tmp_path_factory):
-    require_netns()
-    state = tmp_path_factory.mktemp("farm")
-    farm = VirtualFarm(state, [BoardSpec("xu3-1", "odroid_xu3"), BoardSpec("xu3-2", "odroid_xu3"),
-                               BoardSpec("hikey-1", "hikey970")], max_lifetime_s=900)
-    try:
-        farm.up()
-        farm.wait_ready(20)
+    boards = [BoardSpec("xu3-1", "odroid_xu3"), BoardSpec("xu3-2", "odroid_xu3"), BoardSpec("hikey-1", "hikey970")]
+    with running_farm(tmp_path_factory.mktemp("farm"), boards) as farm:
         yield farm
-    finally:
-        try:
-            farm.down()
-        finally:
-            teardown(state)
-        assert farm.leftovers() == []
-        netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-        assert f"sf{farm.farm_id}-" not in netns
 
 
 def test_sweep_over_ssh_with_ina231_and_smu_power(farm, tmp_path):

@@ -110,7 +110,7 @@ def test_sweep_end_to_end(tmp_path, farm):
     assert "Tiny CNN" in html and "cpu0" in html and "cpu1" in html and "random" in html
     for img in (report.parent).glob("*.png"):
         assert img.stat().st_size > 1000
-    assert f'src="throughput-localhost.png"' in html
+    assert 'src="throughput-localhost.png"' in html
     assert (report.parent / "results.csv").exists()
 
     # the report can be regenerated from the store alone

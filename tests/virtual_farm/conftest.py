@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import pytest
 
-from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown
-from tests.virtual_farm.helpers import require_netns
+from orchestrator.virtual.farm import BoardSpec
+from tests.virtual_farm.helpers import running_farm
 
 
 @pytest.fixture(scope="module")
 def farm3(tmp_path_factory):
     """xu3-1, xu3-2 (vendor INA231) and hikey-1, up and accepting SSH."""
-    require_netns()
-    state = tmp_path_factory.mktemp("farm3")
-    farm = VirtualFarm(state, [BoardSpec("xu3-1", "odroid_xu3"), BoardSpec("xu3-2", "odroid_xu3"),
-                               BoardSpec("hikey-1", "hikey970")], max_lifetime_s=300)
-    try:
-        farm.up()
-        farm.wait_ready(15)
+    boards = [BoardSpec("xu3-1", "odroid_xu3"), BoardSpec("xu3-2", "odroid_xu3"), BoardSpec("hikey-1", "hikey970")]
+    with running_farm(tmp_path_factory.mktemp("farm3"), boards, max_lifetime_s=300) as farm:
         yield farm
-    finally:
-        try:
-            farm.down()
-        finally:
-            teardown(state)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Iterator
 
-from orchestrator.virtual.farm import VirtualFarm
+from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown
 
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = ("ip", "unshare", "ssh", "ssh-keygen", "timeout", "taskset", "hostname")
@@ -63,3 +65,22 @@ def pids_matching(pattern: str) -> list[int]:
     """pids whose command line matches ``pattern`` (pgrep -f), this process's children included."""
     out = subprocess.run(["pgrep", "-f", pattern], check=False, capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
+
+
+@contextlib.contextmanager
+def running_farm(state: Path, boards: list[BoardSpec], max_lifetime_s: float = 900) -> Iterator[VirtualFarm]:
+    """A farm up and accepting SSH; torn down afterwards (also on failure), leaving nothing behind."""
+    require_netns()
+    farm = VirtualFarm(state, boards, max_lifetime_s=max_lifetime_s)
+    try:
+        farm.up()
+        farm.wait_ready(20)
+        yield farm
+    finally:
+        try:
+            farm.down()
+        finally:
+            teardown(state)
+        assert farm.leftovers() == []
+        namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+        assert f"sf{farm.farm_id}-" not in namespaces
