@@ -13,8 +13,6 @@ block and the facts for ``judge()``.
 from __future__ import annotations
 
 import os
-import sys
-from contextlib import contextmanager
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from device_agent.atomicfile import write_atomic
@@ -24,6 +22,7 @@ from device_agent.platform.hold import FreqHold
 from device_agent.platform.sampler import PlatformSample, PlatformSampler
 from device_agent.platform.thermal import check_zone
 from device_agent.platform.throttle import freq_held, freq_stats, temp_stats
+from device_agent.restoring import RestoringSession
 from device_agent.spec_platform import PlatformSpec
 from device_agent.sysfs import Sysfs
 from device_agent.verdict import FreqHeld
@@ -32,7 +31,9 @@ PLATFORM_NAME = "platform.csv"
 HEADER = "name,quantity,t_mono_ns,value\n"
 
 
-class PlatformSession:
+class PlatformSession(RestoringSession):
+    label = "platform"
+
     def __init__(self, spec: PlatformSpec, sysfs: Sysfs, holds: List[FreqHold], max_duration_s: float) -> None:
         self.spec = spec
         self.sysfs = sysfs
@@ -72,34 +73,9 @@ class PlatformSession:
 
     def close(self) -> None:
         """Stop the sampler, restore every applied domain (newest first); raise the first failure."""
-        if self.sampler is not None and self.sampler.running:
-            try:
-                self.sampler.stop()
-            except BaseException as exc:
-                print("device_agent: platform sampler: %s" % exc, file=sys.stderr)
-        first: Optional[BaseException] = None
-        while self._applied:
-            hold = self._applied.pop()
-            try:
-                hold.restore()
-            except AgentError as exc:
-                if first is None:
-                    first = type(exc)("%s: cannot restore: %s" % (hold.field, exc))
-        if first is not None:
-            raise first
-
-    @contextmanager
-    def active(self) -> Iterator["PlatformSession"]:
-        try:
-            self.start()
-            yield self
-        except BaseException:
-            try:
-                self.close()
-            except AgentError as exc:
-                print("device_agent: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
-            raise
-        self.close()
+        self._stop_sampler()
+        self._unwind(self._applied, lambda hold: hold.restore(), (AgentError,),
+                     lambda hold, exc: "%s: cannot restore: %s" % (hold.field, exc))
 
     def describe(self) -> Dict[str, Any]:
         """Requested and effective values, for the ``platform`` event."""

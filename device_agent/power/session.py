@@ -12,24 +12,25 @@ and a restore failure never hides the error that is already on its way.
 
 from __future__ import annotations
 
-import sys
 import time
-from contextlib import contextmanager
-from typing import Callable, Iterator, List, Optional, Union
+from typing import Callable, List, Optional, Union
 
-from device_agent.errors import AgentError, SpecError, SysfsError
+from device_agent.errors import SpecError, SysfsError
 from device_agent.power import hwmon, ina231
 from device_agent.power.base import Sample
 from device_agent.power.hwmon import HwmonSensor
 from device_agent.power.ina231 import Ina231Sensor
 from device_agent.power.sampler import Sampler
+from device_agent.restoring import RestoringSession
 from device_agent.spec import PowerSpec
 from device_agent.sysfs import Sysfs
 
 Sensor = Union[Ina231Sensor, HwmonSensor]
 
 
-class PowerSession:
+class PowerSession(RestoringSession):
+    label = "power"
+
     def __init__(self, spec: PowerSpec, sensors: List[Sensor], max_duration_s: float,
                  clock_ns: Callable[[], int] = time.monotonic_ns) -> None:
         self.spec = spec
@@ -105,34 +106,9 @@ class PowerSession:
 
     def close(self) -> None:
         """Stop the sampler if it runs, then restore every started sensor; raise the first failure."""
-        first_error: Optional[BaseException] = None
-        if self.sampler is not None and self.sampler.running:
-            try:
-                self.sampler.stop()
-            except BaseException as exc:  # the sampler's own error was (or will be) reported by finish()
-                print("device_agent: power sampler: %s" % exc, file=sys.stderr)
-        while self._started:
-            sensor = self._started.pop()
-            try:
-                sensor.stop()
-            except SysfsError as exc:
-                if first_error is None:
-                    first_error = type(exc)("power.rails.%s: cannot restore the sensor: %s" % (sensor.rail, exc))
-        if first_error is not None:
-            raise first_error
-
-    @contextmanager
-    def active(self) -> Iterator["PowerSession"]:
-        try:
-            self.start()
-            yield self
-        except BaseException:
-            try:
-                self.close()
-            except AgentError as exc:
-                print("device_agent: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
-            raise
-        self.close()
+        self._stop_sampler()
+        self._unwind(self._started, lambda sensor: sensor.stop(), (SysfsError,),
+                     lambda sensor, exc: "power.rails.%s: cannot restore the sensor: %s" % (sensor.rail, exc))
 
 
 def _make_sensor(spec: PowerSpec, sysfs: Sysfs, rail: str, rel: str) -> Sensor:
