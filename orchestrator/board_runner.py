@@ -56,8 +56,9 @@ def _trace_frame(path: Path, run_id: str, job_id: str) -> pd.DataFrame:
         trace = pd.read_csv(path, dtype={"index": "int64", "start_mono_ns": "int64", "end_mono_ns": "int64"})
     except (OSError, ValueError) as exc:
         raise AgentError(f"{job_id}: unreadable trace {path}: {exc}", retryable=True, error_class="TraceError")
-    if list(trace.columns) != ["index", "start_mono_ns", "end_mono_ns"]:
+    if list(trace.columns[:3]) != ["index", "start_mono_ns", "end_mono_ns"]:
         raise AgentError(f"{job_id}: trace {path} has columns {list(trace.columns)}", error_class="TraceError")
+    trace = trace[["index", "start_mono_ns", "end_mono_ns"]].copy()  # co-execution adds worker columns
     trace.insert(0, "job_id", job_id)
     trace.insert(0, "run_id", run_id)
     trace["latency_ms"] = (trace["end_mono_ns"] - trace["start_mono_ns"]) / 1e6
@@ -120,6 +121,9 @@ def result_row(
         "verdict": summary.get("verdict"),
         "reasons": list(summary.get("reasons", [])),
         "trace_sha256": (summary.get("trace") or {}).get("sha256"),
+        "coexec_members": [m.name for m in job.members] if job.is_coexec else [],
+        "coexec_share_pct": [float((summary.get("components") or {}).get(m.name, {}).get("share_pct", 0.0))
+                             for m in job.members] if job.is_coexec else [],
         "clock_offset_ns": offset.offset_ns,
         "clock_uncertainty_ns": offset.uncertainty_ns,
         **power,
@@ -138,6 +142,7 @@ class BoardRunner:
         retry: RetryPolicy = RetryPolicy(),
     ):
         self.retry = retry
+        self._isolated: dict[tuple[str, str, str], float] = {}  # this run's VALID isolated throughputs
         self.run = run
         self.board = board
         self.facts = facts
@@ -218,6 +223,10 @@ class BoardRunner:
             output_dir=f"{work}/jobs/{self.run.run_id}/{job.job_id}/attempt-{attempt}",
         )
         spec["sysfs_root"] = self.board.sysfs_root
+        if job.is_coexec:
+            isolated = {m.name: self._isolated.get((m.name, job.model, job.dtype)) for m in job.members}
+            if all(isolated.values()):
+                spec["isolated_ips"] = isolated  # measured earlier in this run: the agent reports the gains
         sensors = self.board.power_sensors
         if sensors is not None:
             spec["power"] = {"kind": sensors.kind, "rails": dict(sensors.rails)}
@@ -284,6 +293,8 @@ class BoardRunner:
         run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": attempt,
                      "t_wall": time.time(), "verdict": row["verdict"]})
         acc.done.append(job.job_id)
+        if row["verdict"] == "VALID" and not job.is_coexec:
+            self._isolated[(job.component, job.model, job.dtype)] = float(row["throughput_ips"])
         if row["verdict"] != "VALID":
             acc.invalid.append(job.job_id)
         self.progress.job_done(job, row)

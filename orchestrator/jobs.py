@@ -24,6 +24,19 @@ def advance(current: JobStatus, new: JobStatus) -> JobStatus:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One component taking part in a job (a co-execution job has several)."""
+
+    name: str
+    component_class: str
+    cpus: tuple[int, ...]
+    threads: int
+
+    def spec(self) -> dict[str, Any]:
+        return {"name": self.name, "kind": "cpu", "cpus": list(self.cpus), "threads": self.threads}
+
+
+@dataclass(frozen=True)
 class Job:
     job_id: str
     experiment: str
@@ -40,19 +53,29 @@ class Job:
     model_sha256: str
     repeat: int
     rules: MeasurementRules
+    members: tuple[Member, ...] = ()
+
+    @property
+    def is_coexec(self) -> bool:
+        return len(self.members) > 1
 
     def agent_spec(self, model_path: str, output_dir: str, input_seed: int = 0) -> dict[str, Any]:
         """The device agent's job spec (docs/agent-protocol.md, version 1)."""
-        return {
+        spec: dict[str, Any] = {
             "spec_version": 1,
             "job_id": self.job_id,
             "model": {"path": model_path, "sha256": self.model_sha256},
-            "component": {"name": self.component, "kind": "cpu", "cpus": list(self.cpus), "threads": self.threads},
             "rules": self.rules.model_dump(),
             "input_seed": input_seed,
             "output_dir": output_dir,
             "progress_interval_s": 0.5,
         }
+        if self.is_coexec:
+            spec["components"] = [m.spec() for m in self.members]
+        else:
+            spec["component"] = {"name": self.component, "kind": "cpu", "cpus": list(self.cpus),
+                                 "threads": self.threads}
+        return spec
 
     def describe(self) -> str:
         return f"{self.board}/{self.component} {self.model_display} {self.dtype} #{self.repeat}"

@@ -12,7 +12,7 @@ from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Component, Lab
 from orchestrator.config.yaml_source import Loc
 from orchestrator.errors import ConfigError
-from orchestrator.jobs import Job, make_job_id
+from orchestrator.jobs import Job, Member, make_job_id
 from orchestrator.zoo.manifest import Manifest
 
 Where = Callable[[Loc], str]
@@ -22,10 +22,36 @@ def _plain_where(loc: Loc) -> str:
     return ".".join(str(p) for p in loc)
 
 
+COEXEC = "+"
+
+
 def _select_components(board: Board, selectors: list[str]) -> list[Component]:
     """Components named by name, by class (big, little, gpu, ...) or 'all', in inventory order."""
     wanted = set(selectors)
     return [c for c in board.components if "all" in wanted or c.name in wanted or c.component_class in wanted]
+
+
+def _component_sets(board: Board, selectors: list[str]) -> list[list[Component]]:
+    """One set per isolated component, then one per co-execution selector ("big+little")."""
+    singles = [s for s in selectors if COEXEC not in s]
+    sets = [[c] for c in _select_components(board, singles)] if singles else []
+    for sel in selectors:
+        if COEXEC in sel:
+            sets.append(_select_components(board, sel.split(COEXEC)))
+    return sets
+
+
+def _selector_problem(board: Board, sel: str) -> str | None:
+    if COEXEC not in sel:
+        return None if _select_components(board, [sel]) else "unknown"
+    parts = sel.split(COEXEC)
+    if any(not _select_components(board, [p]) for p in parts):
+        return "unknown"
+    chosen = _select_components(board, parts)
+    if len(chosen) < 2:
+        return "selects fewer than two components"
+    cpus = [c for comp in chosen for c in comp.cpus]
+    return "components share CPUs" if len(cpus) != len(set(cpus)) else None
 
 
 def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _plain_where) -> list[Job]:
@@ -57,7 +83,8 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
         for ci, sel in enumerate(exp.components):
             if sel == "all":
                 continue
-            missing = [b.name for b in boards if not _select_components(b, [sel])]
+            found = {b.name: _selector_problem(b, sel) for b in boards}
+            missing = [b for b, problem in found.items() if problem == "unknown"]
             if missing:
                 known = sorted({c.name for b in boards for c in b.components}
                                | {c.component_class for b in boards for c in b.components})
@@ -65,25 +92,29 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                     f"{where(base + ('components', ci))}: unknown component {sel!r} on board(s) "
                     f"{', '.join(missing)} (known names and classes: {', '.join(known)})"
                 )
+            for b, problem in found.items():
+                if problem not in (None, "unknown"):
+                    problems.append(f"{where(base + ('components', ci))}: co-execution {sel!r} on {b}: {problem}")
         if problems:
             continue
 
         for board in boards:
-            for comp in _select_components(board, exp.components):
+            for members in _component_sets(board, exp.components):
                 for model in exp.models:
                     for dtype in exp.dtypes:
                         entry = manifest.find(model, dtype)
                         for repeat in range(1, exp.repeats + 1):
                             jobs.append(
                                 Job(
-                                    job_id=make_job_id(len(jobs), board.name, comp.name, model, dtype, repeat),
+                                    job_id=make_job_id(len(jobs), board.name, COEXEC.join(c.name for c in members),
+                                                       model, dtype, repeat),
                                     experiment=exp.name,
                                     board=board.name,
                                     soc=board.soc,
-                                    component=comp.name,
-                                    component_class=comp.component_class,
-                                    cpus=tuple(comp.cpus),
-                                    threads=comp.effective_threads,
+                                    component=COEXEC.join(c.name for c in members),
+                                    component_class=COEXEC.join(c.component_class for c in members),
+                                    cpus=tuple(cpu for c in members for cpu in c.cpus),
+                                    threads=sum(c.effective_threads for c in members),
                                     model=model,
                                     model_display=entry.display_name,
                                     dtype=dtype,
@@ -91,6 +122,10 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                                     model_sha256=entry.sha256,
                                     repeat=repeat,
                                     rules=rules,
+                                    members=tuple(
+                                        Member(c.name, c.component_class, tuple(c.cpus), c.effective_threads)
+                                        for c in members
+                                    ),
                                 )
                             )
         if not boards:

@@ -53,6 +53,9 @@ RESULTS = pa.schema(
         ("verdict", pa.string()),
         ("reasons", pa.list_(pa.string())),
         ("trace_sha256", pa.string()),
+        # co-execution: the member components and their share of the frames (empty when isolated)
+        ("coexec_members", pa.list_(pa.string())),
+        ("coexec_share_pct", pa.list_(pa.float64())),
         # board clock minus controller clock, and its uncertainty (round-trip method)
         ("clock_offset_ns", pa.int64()),
         ("clock_uncertainty_ns", pa.int64()),

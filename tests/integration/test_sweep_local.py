@@ -186,3 +186,24 @@ def test_readme_commands_exist():
     assert "make demo" in readme and "make test" in readme
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+@pytest.mark.slow
+def test_coexecution_of_the_two_cores(tmp_path, farm):
+    text = EXPERIMENTS.replace("components: [all]", "components: [cpu0, cpu1, cpu0+cpu1]").replace(
+        "dtypes: [float32, int8]", "dtypes: [float32]")
+    exp, inv = farm(experiments=text)
+    proc = sweep(tmp_path, exp, inv)
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    run_dir = next((tmp_path / "runs").iterdir())
+    results = pd.read_parquet(run_dir / "results").set_index("component")
+    co = results.loc["cpu0+cpu1"]
+    assert list(co.coexec_members) == ["cpu0", "cpu1"]
+    assert abs(sum(co.coexec_share_pct) - 100.0) < 1e-6
+    assert co.verdict == "VALID" and co.throughput_ips > 0 and co["count"] >= 20
+    assert list(results.loc["cpu0"].coexec_members) == []
+    events = (run_dir / "jobs" / co.job_id / "attempt-1" / "events.jsonl").read_text()
+    # the isolated throughputs measured earlier in the run reached the agent, which reports the gains
+    assert '"ratio_to_sum_isolated"' in events
+    lat = pd.read_parquet(run_dir / "latencies")
+    assert (lat[lat.job_id == co.job_id]["index"].diff().dropna() == 1).all()  # frames in order, each once

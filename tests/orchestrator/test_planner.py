@@ -89,3 +89,22 @@ def test_components_by_class(write):
     spec, doc = load_experiments(write("exp.yaml", text))
     jobs = plan(spec, lab2, manifest(), doc.where)
     assert {(j.board, j.component) for j in jobs} == {("x", "a15"), ("h", "a73")}
+
+
+def test_coexecution_sets(write):
+    text = EXP.split("  - name: one")[0].replace("components: [all]", "components: [cpu0, cpu0+cpu1]").replace(
+        "repeats: 3", "repeats: 1")
+    spec, doc = load_experiments(write("exp.yaml", text))
+    jobs = plan(spec, lab(1), manifest(), doc.where)
+    comps = {j.component for j in jobs}
+    assert comps == {"cpu0", "cpu0+cpu1"}
+    co = next(j for j in jobs if j.is_coexec)
+    assert [m.name for m in co.members] == ["cpu0", "cpu1"] and co.cpus == (0, 1) and co.threads == 2
+    agent = co.agent_spec("/m.tflite", "/out")
+    assert "component" not in agent and [c["cpus"] for c in agent["components"]] == [[0], [1]]
+
+
+def test_coexecution_needs_two_disjoint_components(write):
+    text = EXP.split("  - name: one")[0].replace("components: [all]", "components: [cpu0+cpu0]")
+    with pytest.raises(ConfigError, match=r"co-execution 'cpu0\+cpu0' on b0: selects fewer than two components"):
+        planned(write, text, boards=1)
