@@ -121,12 +121,25 @@ def result_row(
         "verdict": summary.get("verdict"),
         "reasons": list(summary.get("reasons", [])),
         "trace_sha256": (summary.get("trace") or {}).get("sha256"),
+        **_frequency_columns(job, summary),
         "coexec_members": [m.name for m in job.members] if job.is_coexec else [],
         "coexec_share_pct": [float((summary.get("components") or {}).get(m.name, {}).get("share_pct", 0.0))
                              for m in job.members] if job.is_coexec else [],
         "clock_offset_ns": offset.offset_ns,
         "clock_uncertainty_ns": offset.uncertainty_ns,
         **power,
+    }
+
+
+def _frequency_columns(job: Job, summary: dict[str, Any]) -> dict[str, Any]:
+    """Requested frequency and, over the job's clusters, the lowest sampled one and the time below it."""
+    domains = ((summary.get("platform") or {}).get("cpufreq") or {}).values()
+    mins = [d["min_khz"] for d in domains if d.get("min_khz") is not None]
+    below = [d["below_s"] for d in domains if d.get("below_s") is not None]
+    return {
+        "freq_requested": job.frequency,
+        "freq_min_khz": min(mins) if mins else None,
+        "freq_below_s": max(below) if below else None,
     }
 
 

@@ -31,6 +31,7 @@ class Member:
     component_class: str
     cpus: tuple[int, ...]
     threads: int
+    cpufreq_policy: str | None = None
 
     def spec(self) -> dict[str, Any]:
         return {"name": self.name, "kind": "cpu", "cpus": list(self.cpus), "threads": self.threads}
@@ -54,6 +55,7 @@ class Job:
     repeat: int
     rules: MeasurementRules
     members: tuple[Member, ...] = ()
+    frequency: str | None = None  # "max" or kHz as text; None leaves the board's settings alone
 
     @property
     def is_coexec(self) -> bool:
@@ -70,6 +72,9 @@ class Job:
             "output_dir": output_dir,
             "progress_interval_s": 0.5,
         }
+        if self.frequency is not None:
+            setting = {"governor": "performance"} if self.frequency == "max" else {"pin_khz": int(self.frequency)}
+            spec["platform"] = {"cpufreq": {m.cpufreq_policy: dict(setting) for m in self.members}}
         if self.is_coexec:
             spec["components"] = [m.spec() for m in self.members]
         else:
@@ -81,6 +86,7 @@ class Job:
         return f"{self.board}/{self.component} {self.model_display} {self.dtype} #{self.repeat}"
 
 
-def make_job_id(index: int, board: str, component: str, model: str, dtype: str, repeat: int) -> str:
-    raw = f"{index:04d}-{board}-{component}-{model}-{dtype}-r{repeat}"
+def make_job_id(index: int, board: str, component: str, model: str, dtype: str, repeat: int,
+               frequency: str | None = None) -> str:
+    raw = f"{index:04d}-{board}-{component}-{model}-{dtype}" + (f"-f{frequency}" if frequency else "") + f"-r{repeat}"
     return re.sub(r"[^A-Za-z0-9_.-]", "_", raw)

@@ -95,6 +95,13 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
             for b, problem in found.items():
                 if problem not in (None, "unknown"):
                     problems.append(f"{where(base + ('components', ci))}: co-execution {sel!r} on {b}: {problem}")
+        if exp.frequencies:
+            for board in boards:
+                for members in _component_sets(board, exp.components):
+                    for c in members:
+                        if c.cpufreq_policy is None:
+                            problems.append(f"{where(base + ('frequencies',))}: component {c.name} of {board.name} "
+                                            "has no cpufreq_policy in the inventory, so it cannot be pinned")
         if problems:
             continue
 
@@ -103,11 +110,13 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                 for model in exp.models:
                     for dtype in exp.dtypes:
                         entry = manifest.find(model, dtype)
-                        for repeat in range(1, exp.repeats + 1):
+                        for freq, repeat in ((f, r) for f in (exp.frequencies or [None])
+                                             for r in range(1, exp.repeats + 1)):
+                            freq = None if freq is None else str(freq)
                             jobs.append(
                                 Job(
                                     job_id=make_job_id(len(jobs), board.name, COEXEC.join(c.name for c in members),
-                                                       model, dtype, repeat),
+                                                       model, dtype, repeat, freq),
                                     experiment=exp.name,
                                     board=board.name,
                                     soc=board.soc,
@@ -123,9 +132,11 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                                     repeat=repeat,
                                     rules=rules,
                                     members=tuple(
-                                        Member(c.name, c.component_class, tuple(c.cpus), c.effective_threads)
+                                        Member(c.name, c.component_class, tuple(c.cpus), c.effective_threads,
+                                               c.cpufreq_policy)
                                         for c in members
                                     ),
+                                    frequency=freq,
                                 )
                             )
         if not boards:

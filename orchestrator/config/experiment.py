@@ -60,6 +60,9 @@ class Experiment(Strict):
     dtypes: list[Dtype] = Field(default=["float32", "int8"], min_length=1)
     components: list[str] = Field(default=["all"], min_length=1, description="component names or classes (big, little, ...); 'all'")
     repeats: PositiveInt = 1
+    frequencies: list[Literal["max"] | PositiveInt] | None = Field(
+        None, description="per job, pin every measured cluster: 'max' (performance governor) or kHz"
+    )
     rules: MeasurementRules | None = Field(None, description="overrides the file-level rules")
 
     @field_validator("boards", "models", "components")

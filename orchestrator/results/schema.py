@@ -53,6 +53,10 @@ RESULTS = pa.schema(
         ("verdict", pa.string()),
         ("reasons", pa.list_(pa.string())),
         ("trace_sha256", pa.string()),
+        # frequency: requested setting ("max", kHz, or null = untouched) and what the agent sampled
+        ("freq_requested", pa.string()),
+        ("freq_min_khz", pa.int64()),
+        ("freq_below_s", pa.float64()),
         # co-execution: the member components and their share of the frames (empty when isolated)
         ("coexec_members", pa.list_(pa.string())),
         ("coexec_share_pct", pa.list_(pa.float64())),

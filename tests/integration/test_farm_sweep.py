@@ -31,6 +31,7 @@ experiments:
     dtypes: [float32]
     components: [big]
     boards: [odroid_xu3, hikey970]
+    frequencies: [max]
 """
 
 
@@ -70,6 +71,9 @@ def test_sweep_over_ssh_with_ina231_and_smu_power(farm, tmp_path):
     assert hikey.meter_kind == "b2900" and hikey.meter_measures == "board_supply"
     assert hikey.mean_power_w > 0 and hikey.power_samples > 100
     assert (results.clock_uncertainty_ns < 50_000_000).all()
+    # the big cluster ran pinned at its top frequency (XU3 A15: 2.0 GHz, HiKey 970 A73: 2.362 GHz), never below
+    assert (results.freq_requested == "max").all() and (results.freq_below_s == 0).all()
+    assert results.freq_min_khz.to_dict() == {"hikey-1": 2362000, "xu3-1": 2000000, "xu3-2": 2000000}
 
     power = pd.read_parquet(run_dir / "power")
     rails = power[power.source == "sensor"].groupby("job_id").rail.unique()

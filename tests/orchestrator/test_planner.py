@@ -108,3 +108,21 @@ def test_coexecution_needs_two_disjoint_components(write):
     text = EXP.split("  - name: one")[0].replace("components: [all]", "components: [cpu0+cpu0]")
     with pytest.raises(ConfigError, match=r"co-execution 'cpu0\+cpu0' on b0: selects fewer than two components"):
         planned(write, text, boards=1)
+
+
+def test_frequencies_multiply_jobs_and_need_a_cpufreq_policy(write):
+    from orchestrator.config.inventory import Board, Component, Lab
+
+    text = EXP.split("  - name: one")[0].replace("repeats: 3", "repeats: 1\n    frequencies: [max, 1800000]")
+    spec, doc = load_experiments(write("exp.yaml", text))
+    with pytest.raises(ConfigError, match=r"exp.yaml:10: experiments.0.frequencies: component cpu0 of b0 has no "
+                                          r"cpufreq_policy"):
+        plan(spec, lab(1), manifest(), doc.where)
+    pinned = Lab(source="inv.yml", boards=[Board(name="x", soc="s", work_dir="/w", components=[
+        Component(name="a15", cpus=[1], cpufreq_policy="policy4")])])
+    jobs = plan(spec, pinned, manifest(), doc.where)
+    assert len(jobs) == 2 * 2 * 2 and {j.frequency for j in jobs} == {"max", "1800000"}
+    by_freq = {j.frequency: j.agent_spec("/m", "/o")["platform"] for j in jobs}
+    assert by_freq["max"] == {"cpufreq": {"policy4": {"governor": "performance"}}}
+    assert by_freq["1800000"] == {"cpufreq": {"policy4": {"pin_khz": 1800000}}}
+    assert all(("-fmax-" in j.job_id) == (j.frequency == "max") for j in jobs)
