@@ -41,6 +41,9 @@ def sweep(
     plan_only: bool = typer.Option(False, "--plan", help="Print the expanded job list and estimates; touch no board."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID where it stopped."),
     lease_wait_s: float = typer.Option(600.0, "--lease-wait", help="Seconds to wait for boards another sweep holds."),
+    baseline: Optional[str] = typer.Option(None, "--baseline",
+                                           help="After the run, judge regressions against RUN_ID or last-good."),
+    junit: Optional[Path] = typer.Option(None, "--junit", help="With --baseline: write JUnit XML here."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
@@ -59,9 +62,12 @@ def sweep(
     if plan_only:
         _print_plan(plan.jobs, results, as_json)
         return
+    if baseline and baseline != "last-good":
+        results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
     runner = SweepRunner(plan, results, state, reports, SweepProgress(err, enabled=not quiet),
                          run_id=resume, lease_wait_s=lease_wait_s)
     outcome = runner.run(resume=run)
+    verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
     summary = {
         "run_id": outcome.run.run_id,
         "run_dir": str(outcome.run.path),
@@ -71,6 +77,7 @@ def sweep(
         "failed": len(outcome.failed),
         "quarantined": outcome.quarantined,
         "report": str(outcome.report) if outcome.report else None,
+        "regressions": verdicts,
     }
     if as_json:
         out.print_json(json.dumps(summary))
@@ -82,10 +89,32 @@ def sweep(
         )
         for board, reason in outcome.quarantined.items():
             out.print(f"quarantined {board}: {reason}", highlight=False, markup=False)
+        if verdicts is not None and verdicts["baseline"] is None:
+            out.print(f"no regression verdicts: {verdicts['note']}", highlight=False, markup=False)
+        elif verdicts is not None:
+            out.print(f"regressions against {verdicts['baseline']}: {verdicts['counts']}", highlight=False)
         if outcome.report:
             out.print(f"report: {outcome.report}", highlight=False)
-    if outcome.failed:
+    if outcome.failed or (verdicts and verdicts["counts"].get("regressed")):
         raise typer.Exit(1)
+
+
+def _judge_regressions(store, run, baseline: str, junit: Optional[Path]) -> dict:
+    """The nightly verdicts of ``run`` against ``baseline`` (saved with the run, optionally as JUnit)."""
+    from collections import Counter
+
+    from orchestrator.analysis.regress import last_good, regress, save_verdicts, write_junit
+    from orchestrator.errors import StoreError
+
+    try:
+        base_id = last_good(store, run.run_id) if baseline == "last-good" else baseline
+    except StoreError as exc:  # the first nightly run has nothing to be compared with
+        return {"baseline": None, "counts": {}, "note": str(exc)}
+    verdicts = regress(store, run, store.open_run(base_id))
+    save_verdicts(run, base_id, verdicts, 0.03)
+    if junit:
+        write_junit(junit, run.run_id, base_id, verdicts)
+    return {"baseline": base_id, "counts": dict(Counter(v.verdict for v in verdicts))}
 
 
 def _print_plan(jobs, store, as_json: bool) -> None:

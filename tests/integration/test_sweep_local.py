@@ -207,3 +207,25 @@ def test_coexecution_of_the_two_cores(tmp_path, farm):
     assert '"ratio_to_sum_isolated"' in events
     lat = pd.read_parquet(run_dir / "latencies")
     assert (lat[lat.job_id == co.job_id]["index"].diff().dropna() == 1).all()  # frames in order, each once
+
+
+@pytest.mark.slow
+def test_nightly_sweep_against_last_good(tmp_path, farm):
+    import json
+    import xml.etree.ElementTree as ET
+
+    exp, inv = farm(experiments=EXPERIMENTS.replace("dtypes: [float32, int8]", "dtypes: [int8]"))
+    missing = sweep(tmp_path, exp, inv, "--baseline", "20200101T000000Z-dead")
+    assert missing.returncode == 2 and "no run '20200101T000000Z-dead'" in missing.stderr
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), "refused before measuring"
+    first = sweep(tmp_path, exp, inv, "--baseline", "last-good")
+    assert first.returncode == 0 and "no regression verdicts: no earlier run" in first.stdout
+    junit = tmp_path / "nightly.xml"
+    second = sweep(tmp_path, exp, inv, "--baseline", "last-good", "--junit", str(junit), "--json")
+    summary = json.loads(second.stdout)
+    counts = summary["regressions"]["counts"]
+    assert sum(counts.values()) == 2  # one series per component
+    assert second.returncode == (1 if counts.get("regressed") else 0)
+    cases = ET.parse(junit).getroot().iter("testcase")
+    assert len(list(cases)) == 2
+    assert (tmp_path / "runs" / summary["run_id"] / "regress.json").exists()
