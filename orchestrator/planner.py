@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from orchestrator.config.experiment import ExperimentsFile
+from orchestrator.config.experiment import Experiment, ExperimentsFile, MatchRule
 from orchestrator.config.inventory import Board, Component, Lab
 from orchestrator.config.yaml_source import Loc
 from orchestrator.errors import ConfigError
@@ -52,6 +52,22 @@ def _selector_problem(board: Board, sel: str) -> str | None:
         return "selects fewer than two components"
     cpus = [c for comp in chosen for c in comp.cpus]
     return "components share CPUs" if len(cpus) != len(set(cpus)) else None
+
+
+def _matches(rule: MatchRule, job: Job, board: Board) -> bool:
+    checks = (
+        (rule.boards, {job.board, *board.groups}),
+        (rule.components, {job.component, job.component_class}),
+        (rule.models, {job.model}),
+        (rule.dtypes, {job.dtype}),
+    )
+    return all(wanted is None or bool(set(wanted) & values) for wanted, values in checks)
+
+
+def _kept(job: Job, board: Board, exp: Experiment) -> bool:
+    if exp.include is not None and not any(_matches(r, job, board) for r in exp.include):
+        return False
+    return not any(_matches(r, job, board) for r in exp.exclude)
 
 
 def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _plain_where) -> list[Job]:
@@ -113,7 +129,7 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                         for freq, repeat in ((f, r) for f in (exp.frequencies or [None])
                                              for r in range(1, exp.repeats + 1)):
                             freq = None if freq is None else str(freq)
-                            jobs.append(
+                            job = (
                                 Job(
                                     job_id=make_job_id(len(jobs), board.name, COEXEC.join(c.name for c in members),
                                                        model, dtype, repeat, freq),
@@ -139,6 +155,8 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                                     frequency=freq,
                                 )
                             )
+                            if _kept(job, board, exp):
+                                jobs.append(job)
         if not boards:
             problems.append(f"{where(base + ('boards',))}: selects no board")
 

@@ -53,6 +53,16 @@ def _unique(values: list[str], what: str) -> list[str]:
     return values
 
 
+class MatchRule(Strict):
+    """Matches a job when every field given lists the job's value (boards: name or group; components:
+    name, class or an 'a+b' set)."""
+
+    boards: list[str] | None = None
+    components: list[str] | None = None
+    models: list[str] | None = None
+    dtypes: list[Dtype] | None = None
+
+
 class Experiment(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     boards: list[str] = Field(default=["all"], min_length=1, description="board names or inventory groups; 'all'")
@@ -64,6 +74,8 @@ class Experiment(Strict):
         None, description="per job, pin every measured cluster: 'max' (performance governor) or kHz"
     )
     rules: MeasurementRules | None = Field(None, description="overrides the file-level rules")
+    include: list[MatchRule] | None = Field(None, description="keep only jobs matching one of these")
+    exclude: list[MatchRule] = Field(default_factory=list, description="drop jobs matching one of these")
 
     @field_validator("boards", "models", "components")
     @classmethod

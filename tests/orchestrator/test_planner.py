@@ -126,3 +126,27 @@ def test_frequencies_multiply_jobs_and_need_a_cpufreq_policy(write):
     assert by_freq["max"] == {"cpufreq": {"policy4": {"governor": "performance"}}}
     assert by_freq["1800000"] == {"cpufreq": {"policy4": {"pin_khz": 1800000}}}
     assert all(("-fmax-" in j.job_id) == (j.frequency == "max") for j in jobs)
+
+
+def test_include_and_exclude_rules(write):
+    text = EXP.split("  - name: one")[0].replace("repeats: 3", "repeats: 1") + (
+        "    exclude: [{models: [squeezenet], dtypes: [int8]}]\n"
+        "    include: [{components: [cpu1]}, {boards: [g_even], models: [mobilenet_v1]}]\n")
+    jobs = planned(write, text, boards=2)
+    keys = {(j.board, j.component, j.model, j.dtype) for j in jobs}
+    assert all(not (m == "squeezenet" and d == "int8") for _, _, m, d in keys)
+    assert all(c == "cpu1" or (b == "b0" and m == "mobilenet_v1") for b, c, m, _ in keys)
+    assert ("b0", "cpu0", "mobilenet_v1", "int8") in keys and ("b1", "cpu1", "squeezenet", "float32") in keys
+    assert len({j.job_id for j in jobs}) == len(jobs)
+
+
+def test_rules_that_exclude_everything_are_an_error(write):
+    text = EXP.split("  - name: one")[0] + "    exclude: [{dtypes: [float32, int8]}]\n"
+    with pytest.raises(ConfigError, match="expand to zero jobs"):
+        planned(write, text)
+
+
+def test_unknown_key_in_a_rule(write):
+    text = EXP.split("  - name: one")[0] + "    exclude: [{model: [x]}]\n"
+    with pytest.raises(ConfigError, match=r"exp.yaml:10: experiments.0.exclude.0.model: unknown key"):
+        planned(write, text)
