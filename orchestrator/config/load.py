@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -47,13 +48,16 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
-def inventory_listing(path: Path) -> dict[str, Any]:
-    """What ``ansible-inventory --list`` makes of an inventory (Ansible's own precedence)."""
+def inventory_listing(path: Path, export: bool = False) -> dict[str, Any]:
+    """What ``ansible-inventory --list`` makes of an inventory (Ansible's own precedence).
+
+    With ``export``, group variables stay on their groups instead of being merged into hosts.
+    """
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"{path}: inventory not found")
     proc = subprocess.run(
-        [tool_path("ansible-inventory"), "-i", str(path), "--list"],
+        [tool_path("ansible-inventory"), "-i", str(path), "--list", *(["--export"] if export else [])],
         capture_output=True,
         text=True,
         env=ansible_env(),
@@ -64,7 +68,42 @@ def inventory_listing(path: Path) -> dict[str, Any]:
     if proc.returncode != 0 or warned:
         detail = "\n".join(line for line in proc.stderr.splitlines() if line.strip())
         raise ConfigError(f"{path}: ansible-inventory cannot read it", [detail])
+    duplicates = re.findall(r"Found duplicate mapping key '([^']+)'\.\s*Origin: (\S+)", proc.stderr)
+    if duplicates:
+        raise ConfigError(f"{path}: duplicate names (Ansible would silently keep the last one)",
+                          [f"{origin}: {key!r} defined twice" for key, origin in duplicates])
     return json.loads(proc.stdout)
+
+
+def soc_conflicts(export: dict[str, Any]) -> list[str]:
+    """Hosts whose groups disagree on ``socfarm_soc`` (Ansible would pick one by precedence)."""
+    parents: dict[str, list[str]] = {}
+    for group, entry in export.items():
+        if group == "_meta":
+            continue
+        for child in entry.get("children", []):
+            parents.setdefault(child, []).append(group)
+        for host in entry.get("hosts", []):
+            parents.setdefault(f"host:{host}", []).append(group)
+
+    def ancestors(node: str) -> set[str]:
+        seen: set[str] = set()
+        todo = list(parents.get(node, []))
+        while todo:
+            g = todo.pop()
+            if g not in seen:
+                seen.add(g)
+                todo.extend(parents.get(g, []))
+        return seen
+
+    problems = []
+    for node in sorted(n for n in parents if n.startswith("host:")):
+        socs = {g: export[g]["vars"]["socfarm_soc"] for g in ancestors(node)
+                if "socfarm_soc" in export.get(g, {}).get("vars", {})}
+        if len(set(socs.values())) > 1:
+            detail = ", ".join(f"{g}: {soc}" for g, soc in sorted(socs.items()))
+            problems.append(f"host {node[5:]} is in groups with different socfarm_soc ({detail})")
+    return problems
 
 
 def _host_groups(listing: dict[str, Any]) -> dict[str, list[str]]:
@@ -140,4 +179,8 @@ def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
 
 
 def load_inventory(path: Path) -> Lab:
-    return lab_from_listing(inventory_listing(path), str(path))
+    listing = inventory_listing(path)
+    conflicts = soc_conflicts(inventory_listing(path, export=True))
+    if conflicts:
+        raise ConfigError(f"{path}: a board cannot belong to two SoCs", conflicts)
+    return lab_from_listing(listing, str(path))

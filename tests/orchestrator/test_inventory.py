@@ -67,3 +67,25 @@ def test_unparsable_inventory(write):
 def test_missing_inventory(tmp_path):
     with pytest.raises(ConfigError, match="inventory not found"):
         load_inventory(tmp_path / "none.yml")
+
+
+def test_duplicate_board_names_are_refused(write):
+    inv = write("inv.yml", GOOD.replace("        xu3-b: {ansible_host: 10.0.0.12}",
+                                        "        xu3-b: {ansible_host: 10.0.0.12}\n        xu3-a: {ansible_host: 10.0.0.13}"))
+    with pytest.raises(ConfigError) as info:
+        load_inventory(inv)
+    assert "duplicate names" in str(info.value) and "inv.yml:7:9: 'xu3-a' defined twice" in str(info.value)
+
+
+def test_board_in_two_socs_is_refused(write):
+    inv = write("inv.yml", GOOD + """
+    hikey970:
+      hosts:
+        xu3-b: {}
+      vars:
+        socfarm_soc: kirin970
+""")
+    with pytest.raises(ConfigError) as info:
+        load_inventory(inv)
+    assert "host xu3-b is in groups with different socfarm_soc (hikey970: kirin970, odroid_xu3: exynos5422)" in str(
+        info.value)
