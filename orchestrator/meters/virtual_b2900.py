@@ -1319,7 +1319,8 @@ class VirtualB2900:
         step = acq.interval / self.ground_truth_oversample
         energy = 0.0
         if n >= 2:
-            m = max(1, int(math.ceil((c1 - c0) / step - 1e-9)))
+            # (c1 - c0) carries the rounding of two large monotonic times: allow a millionth of a step
+            m = max(1, int(math.ceil((c1 - c0) / step - 1e-6)))
             grid = np.linspace(c0, c1, m + 1)
             p = np.array(
                 [acq.voltage * self._current_at(float(t), acq.voltage, acq.limit, acq.output_on) for t in grid]
