@@ -239,6 +239,7 @@ def test_several_clients(server, open_visa):
     a = open_visa(server.resource)
     b = open_visa(server.resource)
     a.write(":SOUR:VOLT 5")
+    assert a.query("*OPC?") == "1"  # A's command is done (its connection is served by its own thread)
     assert float(b.query(":SOUR:VOLT?")) == 5.0  # one instrument, shared state
     assert server.connection_count == 2
 
