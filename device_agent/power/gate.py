@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple
 
+from device_agent.power.base import Sample
 from device_agent.sysfs import Sysfs
 
 Reading = Tuple[float, ...]
@@ -75,3 +76,14 @@ def read_conversion(sysfs: Sysfs, rels: Sequence[str], gate: ConversionGate) -> 
         gate.torn += 1
         return None
     return first
+
+
+def gated_sample(sysfs: Sysfs, rels: Sequence[str], gate: ConversionGate, now_ns: int, rail: str,
+                 watts_per_unit: float) -> Optional[Sample]:
+    """A new sample if a new conversion is due and was read cleanly (the first file holds power)."""
+    if not gate.due(now_ns):
+        return None
+    reading = read_conversion(sysfs, rels, gate)
+    if reading is None or not gate.offer(now_ns, reading):
+        return None
+    return Sample(rail, now_ns, reading[0] * watts_per_unit)

@@ -13,7 +13,7 @@ from typing import List, Optional
 
 from device_agent.errors import SysfsError
 from device_agent.power.base import Sample
-from device_agent.power.gate import ConversionGate, read_conversion
+from device_agent.power.gate import ConversionGate, gated_sample
 from device_agent.sysfs import Sysfs
 
 KIND = "hwmon"
@@ -66,13 +66,8 @@ class HwmonSensor:
         self._gate = ConversionGate(period_ms * _NS_PER_MS)
 
     def poll(self, now_ns: int) -> Optional[Sample]:
-        gate = self._started_gate()
-        if not gate.due(now_ns):
-            return None
-        reading = read_conversion(self._sysfs, [self._rel(f) for f in READ_FILES], gate)
-        if reading is None or not gate.offer(now_ns, reading):
-            return None
-        return Sample(self.rail, now_ns, reading[0] * _W_PER_UW)
+        return gated_sample(self._sysfs, [self._rel(f) for f in READ_FILES], self._started_gate(), now_ns,
+                            self.rail, _W_PER_UW)
 
     def stop(self) -> None:
         """Nothing to restore: ``start()`` changes nothing."""

@@ -16,7 +16,7 @@ from typing import List, Optional, Tuple
 
 from device_agent.errors import SysfsError
 from device_agent.power.base import Sample
-from device_agent.power.gate import ConversionGate, read_conversion
+from device_agent.power.gate import ConversionGate, gated_sample
 from device_agent.sysfs import Sysfs
 
 KIND = "ina231"
@@ -71,13 +71,8 @@ class Ina231Sensor:
         self._gate = ConversionGate(period_us * _NS_PER_US)
 
     def poll(self, now_ns: int) -> Optional[Sample]:
-        gate = self._started_gate()
-        if not gate.due(now_ns):
-            return None
-        reading = read_conversion(self._sysfs, [self._rel(f) for f in READ_FILES], gate)
-        if reading is None or not gate.offer(now_ns, reading):
-            return None
-        return Sample(self.rail, now_ns, reading[0])
+        return gated_sample(self._sysfs, [self._rel(f) for f in READ_FILES], self._started_gate(), now_ns,
+                            self.rail, 1.0)
 
     def stop(self) -> None:
         """Restore, newest change first; every change is tried, the first failure is raised."""
