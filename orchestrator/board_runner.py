@@ -19,9 +19,10 @@ import pandas as pd
 
 from orchestrator.checksum import sha256_file
 from orchestrator.config.inventory import Board
-from orchestrator.errors import AgentError, SocfarmError
+from orchestrator.errors import AgentError, MeterError, SocfarmError
 from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.jobs import Job
+from orchestrator.meters.energy import energy_j
 from orchestrator.meters.sensors import sensor_power
 from orchestrator.meters.session import MeterSession, no_power, open_meter
 from orchestrator.progress import SweepProgress
@@ -153,7 +154,9 @@ class BoardRunner:
         progress: SweepProgress,
         stop: threading.Event,
         retry: RetryPolicy = RetryPolicy(),
+        idle_s: float = 0.0,
     ):
+        self.idle_s = idle_s
         self.retry = retry
         self._isolated: dict[tuple[str, str, str], float] = {}  # this run's VALID isolated throughputs
         self.run = run
@@ -174,6 +177,8 @@ class BoardRunner:
                 self.run.journal({"board": self.board.name, "state": "clock", "offset_ns": offset.offset_ns,
                                   "uncertainty_ns": offset.uncertainty_ns, "t_wall": time.time()})
                 with open_meter(self.board, self.run.path) as meter:
+                    if meter is not None and self.idle_s > 0:
+                        self._measure_idle(meter)
                     while pending and not self.stop.is_set():
                         self._run_with_retries(pending[0], transport, meter, offset, acc)
                         pending.pop(0)
@@ -184,6 +189,26 @@ class BoardRunner:
         except Exception as exc:  # noqa: BLE001 - a bug must not take the other boards' measurements down
             self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
                              pending, acc)
+
+    def _measure_idle(self, meter: MeterSession) -> None:
+        """The board's supply power with nothing measuring, for the analysis to subtract (once per run)."""
+        part = f"{self.board.name}-meter"
+        if (self.run.path / "idle" / f"{part}.parquet").exists():
+            return  # measured before a resume
+        meter.begin_job(self.idle_s + 2.0)
+        t0 = time.monotonic()
+        self.stop.wait(self.idle_s)
+        t1 = time.monotonic()
+        trace = meter.end_job()
+        t0, t1 = max(t0, trace.t_start_s), min(t1, trace.t_end_s)
+        if len(trace) < 2 or t1 <= t0:
+            raise MeterError(f"{self.board.name}: the idle acquisition holds no usable window")
+        inside = (trace.t_mono_s >= t0) & (trace.t_mono_s <= t1)
+        self.run.write_table("idle", part, [{
+            "run_id": self.run.run_id, "board": self.board.name, "source": "meter", "rail": "board",
+            "duration_s": t1 - t0, "samples": int(inside.sum()), "mean_power_w": energy_j(trace, t0, t1) / (t1 - t0),
+        }])
+        self.run.journal({"board": self.board.name, "state": "idle", "duration_s": t1 - t0, "t_wall": time.time()})
 
     def _check_health(self, transport: Transport) -> None:
         problems = judge_health(self.board, transport.run(health_command(self.board)))

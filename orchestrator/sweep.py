@@ -172,7 +172,8 @@ class SweepRunner:
         """Every board in its own thread, its jobs one at a time; Ctrl-C lets running jobs end."""
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_board)), thread_name_prefix="board")
         futures = [
-            pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop).run_jobs,
+            pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
+                                    idle_s=self.plan.spec.idle_s).run_jobs,
                         jobs, acc)
             for b, jobs in by_board.items()
         ]

@@ -12,6 +12,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    NonNegativeFloat,
     NonNegativeInt,
     PositiveFloat,
     PositiveInt,
@@ -92,6 +93,9 @@ class ExperimentsFile(Strict):
     version: Literal[1] = 1
     zoo: Path = Field(Path("models"), description="folder with the zoo's manifest.json, relative to this file")
     rules: MeasurementRules = MeasurementRules()
+    idle_s: NonNegativeFloat = Field(
+        3.0, description="idle power measured per board with a supply meter before its first job (0: none)"
+    )
     experiments: list[Experiment] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -105,8 +105,13 @@ def test_sweep_end_to_end(tmp_path, farm):
     assert (results.mean_power_w > 2.0).all()  # above the simulated idle power: the core was busy
     power = pd.read_parquet(run_dir / "power")
     assert set(power.job_id) == set(results.job_id)
+    # idle power of the board, measured in the same run before its first job, for the analysis to subtract
+    idle = pd.read_parquet(run_dir / "idle")
+    assert list(idle.board) == ["localhost"] and idle.samples.iloc[0] > 100
+    assert idle.mean_power_w.iloc[0] >= 2.0  # the simulated idle floor
 
     html = report.read_text()
+    assert "idle not measured" not in html
     assert "Tiny CNN" in html and "cpu0" in html and "cpu1" in html and "random" in html
     for img in (report.parent).glob("*.png"):
         assert img.stat().st_size > 1000
