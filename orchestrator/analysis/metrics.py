@@ -62,8 +62,3 @@ def _grouped_quantiles(codes: np.ndarray, values: np.ndarray, qs: tuple[float, .
     grid = np.array([np.quantile(v[s:e], qs) for s, e in zip(starts, ends)]).reshape(len(present), len(qs))
     out = [grid[:, i] for i in range(len(qs))]
     return (present, *out)
-
-
-def pivot_by_component(table: pd.DataFrame, value: str) -> pd.DataFrame:
-    """Models x dtypes as rows, components as columns (the study's Table 1 layout)."""
-    return table.pivot_table(index=["model_display", "dtype"], columns="component", values=value, aggfunc="first")
