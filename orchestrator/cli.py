@@ -6,6 +6,7 @@ will fail again); 3 transient failure (may succeed when retried); 130 interrupte
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -124,7 +125,7 @@ def _print_plan(jobs, store, as_json: bool) -> None:
     total_s = float(est["estimate_s"].max()) if len(est) else 0.0  # boards run in parallel
     if as_json:
         out.print_json(json.dumps({
-            "jobs": [{**j.__dict__, "rules": j.rules.model_dump()} for j in jobs],
+            "jobs": [{**dataclasses.asdict(j), "rules": j.rules.model_dump()} for j in jobs],
             "boards": est.to_dict("records"),
             "total_estimate_s": total_s,
         }, default=list))

@@ -134,6 +134,7 @@ def test_plan_touches_nothing(tmp_path, farm):
     plan = json.loads(proc.stdout)
     assert len(plan["jobs"]) == 4
     assert plan["boards"][0]["jobs"] == 4 and plan["total_estimate_s"] > 0
+    assert [m["name"] for m in plan["jobs"][0]["members"]] == ["cpu0"]
     assert not (tmp_path / "runs").exists() and not (tmp_path / "state").exists()
 
 
