@@ -10,6 +10,7 @@ from pathlib import Path
 SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it
+ROOT_HOME = "/root"  # the home of the user the boards log in as
 
 
 def ensure_key(path: Path, comment: str) -> Path:
@@ -59,17 +60,26 @@ def render_config(*, address: str, host_key: Path, pid_file: Path, authorized_ke
     ])
 
 
-def start_command(*, netns: str, hostname: str, config: Path, max_lifetime_s: float) -> list[str]:
-    """sshd in ``netns`` with its own UTS namespace (``hostname`` prints the board's name),
-    in the foreground, bounded by ``timeout``."""
+def start_command(*, netns: str, hostname: str, config: Path, home: Path,
+                  max_lifetime_s: float) -> list[str]:
+    """sshd in ``netns`` with its own UTS namespace (``hostname`` prints the board's name)
+    and its own mount namespace, where ``home`` is mounted over root's home directory,
+    in the foreground, bounded by ``timeout``.
+
+    A board's login shells must not run this machine's dotfiles: a shell profile that
+    waits for a lock (a version manager's rehash, say) would hang every session on every
+    board once one session was killed holding it, and a real board has its own home."""
     lifetime_s = max(1, math.ceil(max_lifetime_s))  # 'timeout 0' would mean no limit
     inner = (
         # no IPv6 inside the board: its only network is the farm's IPv4 subnet
         "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null; "
         "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null; "
+        f"mount --bind {shlex.quote(str(home))} {ROOT_HOME} && "
         f"hostname {shlex.quote(hostname)} && exec timeout -k 5 {lifetime_s} "
         f"{SSHD} -D -e -f {shlex.quote(str(config))}")
-    return ["ip", "netns", "exec", netns, "unshare", "--uts", "sh", "-c", inner]
+    # the mount stays inside the board: private propagation, gone with its last process
+    return ["ip", "netns", "exec", netns, "unshare", "--uts", "--mount", "--propagation", "private",
+            "sh", "-c", inner]
 
 
 def ensure_privsep_dir() -> None:
