@@ -22,6 +22,7 @@ from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, MeterError, SocfarmError
 from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.jobs import Job
+from orchestrator.membw import cpu_components, membw_command, membw_rows
 from orchestrator.meters.energy import energy_j
 from orchestrator.meters.sensors import sensor_power
 from orchestrator.meters.session import MeterSession, no_power, open_meter
@@ -155,8 +156,10 @@ class BoardRunner:
         stop: threading.Event,
         retry: RetryPolicy = RetryPolicy(),
         idle_s: float = 0.0,
+        membw_mb: float = 0.0,
     ):
         self.idle_s = idle_s
+        self.membw_mb = membw_mb
         self.retry = retry
         self._isolated: dict[tuple[str, str, str], float] = {}  # this run's VALID isolated throughputs
         self.run = run
@@ -179,6 +182,8 @@ class BoardRunner:
                 with open_meter(self.board, self.run.path) as meter:
                     if meter is not None and self.idle_s > 0:
                         self._measure_idle(meter)
+                    if self.membw_mb > 0:
+                        self._measure_membw(transport, pending)
                     while pending and not self.stop.is_set():
                         self._run_with_retries(pending[0], transport, meter, offset, acc)
                         pending.pop(0)
@@ -209,6 +214,26 @@ class BoardRunner:
             "duration_s": t1 - t0, "samples": int(inside.sum()), "mean_power_w": energy_j(trace, t0, t1) / (t1 - t0),
         }])
         self.run.journal({"board": self.board.name, "state": "idle", "duration_s": t1 - t0, "t_wall": time.time()})
+
+    def _measure_membw(self, transport: Transport, jobs: list[Job]) -> None:
+        """Memory bandwidth per CPU component of the board (once per run), for the roofline.
+
+        A failure is noted and journalled, not fatal: the jobs do not depend on it."""
+        for member in cpu_components(jobs):
+            part = f"{self.board.name}-{member.name}"
+            if (self.run.path / "membw" / f"{part}.parquet").exists() or self.stop.is_set():
+                continue  # measured before a resume
+            try:
+                out = transport.run(membw_command(self.facts, member.cpus, self.membw_mb), timeout_s=300.0)
+                rows = membw_rows(self.run.run_id, self.board.name, member.name, out)
+            except SocfarmError as exc:
+                self.run.journal({"board": self.board.name, "state": "membw_failed", "component": member.name,
+                                  "message": str(exc), "t_wall": time.time()})
+                self.progress.note(f"{self.board.name}/{member.name}: memory bandwidth not measured: {exc}")
+                continue
+            self.run.write_table("membw", part, rows)
+            self.run.journal({"board": self.board.name, "state": "membw", "component": member.name,
+                              "triad_gb_s": rows[-1]["gb_per_s"], "t_wall": time.time()})
 
     def _check_health(self, transport: Transport) -> None:
         problems = judge_health(self.board, transport.run(health_command(self.board)))

@@ -69,8 +69,10 @@ def check_board(board: Board, facts: dict[str, Any] | None) -> list[str]:
     """What the board's SoC description lacks, and where it disagrees with the board's facts."""
     problems = []
     for comp in board.components:
-        if board.soc != "host_cpu" and comp.cpufreq_policy is None:
+        if board.soc != "host_cpu" and comp.kind == "cpu" and comp.cpufreq_policy is None:
             problems.append(f"{board.name}: component {comp.name}: no cpufreq_policy")
+        if comp.kind == "gpu" and comp.devfreq is None:
+            problems.append(f"{board.name}: component {comp.name}: no devfreq (its frequency cannot be pinned)")
         if comp.peak_gflops is None:
             problems.append(f"{board.name}: component {comp.name}: no peak_gflops (the roofline needs it)")
     if board.soc != "host_cpu" and board.gpu is None:
@@ -90,6 +92,9 @@ def check_board(board: Board, facts: dict[str, Any] | None) -> list[str]:
         if comp.cpufreq_policy and comp.cpufreq_policy not in policies:
             problems.append(f"{board.name}: component {comp.name}: cpufreq policy {comp.cpufreq_policy} not on "
                             f"the board (has {', '.join(sorted(policies)) or 'none'})")
+        if comp.devfreq and comp.devfreq not in (topo.get("devfreq") or []):
+            problems.append(f"{board.name}: component {comp.name}: devfreq node {comp.devfreq} not on the board "
+                            f"(has {', '.join(topo.get('devfreq') or []) or 'none'})")
     if board.gpu and board.gpu.devfreq not in (topo.get("devfreq") or []):
         problems.append(f"{board.name}: devfreq node {board.gpu.devfreq} not on the board "
                         f"(has {', '.join(topo.get('devfreq') or []) or 'none'})")

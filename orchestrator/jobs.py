@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from orchestrator.config.experiment import MeasurementRules
+from orchestrator.config.inventory import Component
 
 
 class JobStatus(IntEnum):
@@ -32,8 +34,28 @@ class Member:
     cpus: tuple[int, ...]
     threads: int
     cpufreq_policy: str | None = None
+    kind: str = "cpu"
+    devfreq: str | None = None
+    # the agent's component object (canonical JSON: hashable, and the spec is built from it)
+    agent_component: str = ""
+
+    @classmethod
+    def of(cls, c: Component) -> "Member":
+        return cls(c.name, c.component_class, tuple(c.cpus), c.effective_threads, c.cpufreq_policy,
+                   kind=c.kind, devfreq=c.devfreq, agent_component=json.dumps(c.agent_spec(), sort_keys=True))
+
+    @property
+    def frequency_domain(self) -> tuple[str, str] | None:
+        """("cpufreq", policy) or ("devfreq", node) that a frequency setting applies to."""
+        if self.kind == "cpu" and self.cpufreq_policy:
+            return ("cpufreq", self.cpufreq_policy)
+        if self.kind == "gpu" and self.devfreq:
+            return ("devfreq", self.devfreq)
+        return None
 
     def spec(self) -> dict[str, Any]:
+        if self.agent_component:
+            return json.loads(self.agent_component)
         return {"name": self.name, "kind": "cpu", "cpus": list(self.cpus), "threads": self.threads}
 
 
@@ -73,10 +95,19 @@ class Job:
             "progress_interval_s": 0.5,
         }
         if self.frequency is not None:
+            # every member with a frequency domain; an external component has none the board controls
             setting = {"governor": "performance"} if self.frequency == "max" else {"pin_khz": int(self.frequency)}
-            spec["platform"] = {"cpufreq": {m.cpufreq_policy: dict(setting) for m in self.members}}
+            platform: dict[str, dict[str, Any]] = {}
+            for m in self.members:
+                if m.frequency_domain is not None:
+                    group, domain = m.frequency_domain
+                    platform.setdefault(group, {})[domain] = dict(setting)
+            if platform:
+                spec["platform"] = platform
         if self.is_coexec:
             spec["components"] = [m.spec() for m in self.members]
+        elif self.members:
+            spec["component"] = self.members[0].spec()
         else:
             spec["component"] = {"name": self.component, "kind": "cpu", "cpus": list(self.cpus),
                                  "threads": self.threads}

@@ -115,9 +115,10 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
             for board in boards:
                 for members in _component_sets(board, exp.components):
                     for c in members:
-                        if c.cpufreq_policy is None:
+                        if c.kind != "external" and c.frequency_domain is None:
+                            field = "devfreq" if c.kind == "gpu" else "cpufreq_policy"
                             problems.append(f"{where(base + ('frequencies',))}: component {c.name} of {board.name} "
-                                            "has no cpufreq_policy in the inventory, so it cannot be pinned")
+                                            f"has no {field} in the inventory, so it cannot be pinned")
         if problems:
             continue
 
@@ -147,11 +148,7 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                                     model_sha256=entry.sha256,
                                     repeat=repeat,
                                     rules=rules,
-                                    members=tuple(
-                                        Member(c.name, c.component_class, tuple(c.cpus), c.effective_threads,
-                                               c.cpufreq_policy)
-                                        for c in members
-                                    ),
+                                    members=tuple(Member.of(c) for c in members),
                                     frequency=freq,
                                 )
                             )

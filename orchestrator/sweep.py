@@ -173,7 +173,7 @@ class SweepRunner:
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_board)), thread_name_prefix="board")
         futures = [
             pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
-                                    idle_s=self.plan.spec.idle_s).run_jobs,
+                                    idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb).run_jobs,
                         jobs, acc)
             for b, jobs in by_board.items()
         ]

@@ -16,7 +16,8 @@ from device_agent.spec_components import ComponentSpec
 def open_backend(spec: JobSpec, component: ComponentSpec, field: str, runtime: Optional[Runtime] = None) -> Backend:
     """Build the component's backend (in the process and on the CPUs that will drive it)."""
     if component.kind == "external":
-        return open_external(component.command, component.frames_per_batch, component.timeout_s, field)
+        return open_external(component.command, component.frames_per_batch, component.timeout_s, field,
+                             spec.model.path)
     runtime = runtime if runtime is not None else import_runtime()
     if component.kind == "gpu":
         return open_gpu(runtime, spec.model.path, component.threads, spec.input_seed,

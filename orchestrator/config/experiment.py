@@ -96,6 +96,10 @@ class ExperimentsFile(Strict):
     idle_s: NonNegativeFloat = Field(
         3.0, description="idle power measured per board with a supply meter before its first job (0: none)"
     )
+    membw_mb: NonNegativeFloat = Field(
+        32.0, description="MiB per array of the memory-bandwidth microbenchmark, run per board and CPU "
+                          "component before its first job, for the roofline (0: none)"
+    )
     experiments: list[Experiment] = Field(min_length=1)
 
     @model_validator(mode="after")

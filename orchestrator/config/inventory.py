@@ -19,20 +19,79 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+ComponentKind = Literal["cpu", "gpu", "external"]
+# the fields that only one kind of component may set
+_KIND_FIELDS: dict[str, tuple[str, ...]] = {
+    "cpu": (),
+    "gpu": ("delegate_path", "delegate_options", "devfreq"),
+    "external": ("command", "frames_per_batch", "timeout_s"),
+}
+
+
 class Component(Strict):
-    """One measurable part of a SoC: in protocol v1 a set of CPU cores."""
+    """One measurable part of a SoC, as the agent drives it (docs/agent-protocol.md):
+
+    - ``cpu``: a TFLite interpreter on a CPU cluster (``cpus``, ``threads``);
+    - ``gpu``: the same interpreter with a delegate library (``delegate_path``,
+      ``delegate_options``), driven from ``cpus``; ``devfreq`` names its frequency node;
+    - ``external``: a command run per batch of ``frames_per_batch`` frames (e.g. an NPU
+      runner), driven from ``cpus``; ``{model}``, ``{frames}`` and ``{batch}`` in its argv
+      are replaced by the model path on the board, the batch size and the call number.
+    """
 
     name: str = Field(pattern=NAME_PATTERN)
-    kind: Literal["cpu"] = "cpu"
+    kind: ComponentKind = "cpu"
     component_class: ComponentClass = Field("cpu", alias="class", description="for cross-SoC comparison")
     cpus: list[int] = Field(min_length=1)
     threads: PositiveInt | None = Field(None, description="interpreter threads; default: one per cpu")
     cpufreq_policy: str | None = Field(None, description="cpufreq policy of this cluster, e.g. policy4")
     peak_gflops: PositiveFloat | None = Field(None, description="theoretical fp32 peak, for the roofline")
+    delegate_path: str | None = Field(None, description="gpu: the delegate library on the board")
+    delegate_options: dict[str, str | int | float] = Field(default_factory=dict,
+                                                           description="gpu: options passed to the delegate")
+    devfreq: str | None = Field(None, description="gpu: devfreq node under class/devfreq/, to pin")
+    command: list[str] | None = Field(None, min_length=1, description="external: argv run per batch")
+    frames_per_batch: PositiveInt = 1
+    timeout_s: PositiveFloat = 60.0
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> "Component":
+        if self.kind == "gpu" and not self.delegate_path:
+            raise ValueError("a gpu component needs 'delegate_path' (the delegate library on the board)")
+        if self.kind == "external" and not self.command:
+            raise ValueError("an external component needs 'command' (the argv run per batch)")
+        foreign = [f for kind, fields in _KIND_FIELDS.items() if kind != self.kind for f in fields
+                   if f in self.model_fields_set]
+        if foreign:
+            raise ValueError(f"{', '.join(foreign)}: not a field of a {self.kind} component")
+        if self.kind == "external" and self.threads is not None:
+            raise ValueError("threads: not a field of an external component")
+        return self
 
     @property
     def effective_threads(self) -> int:
-        return self.threads or len(self.cpus)
+        if self.kind == "external":
+            return 1
+        return self.threads or (1 if self.kind == "gpu" else len(self.cpus))
+
+    @property
+    def frequency_domain(self) -> str | None:
+        """The cpufreq policy or devfreq node a frequency setting applies to."""
+        return self.devfreq if self.kind == "gpu" else self.cpufreq_policy if self.kind == "cpu" else None
+
+    def agent_spec(self) -> dict:
+        """The agent's ``component`` object for this component."""
+        spec: dict = {"name": self.name, "kind": self.kind, "cpus": list(self.cpus)}
+        if self.kind != "external":
+            spec["threads"] = self.effective_threads
+        if self.kind == "gpu":
+            spec["delegate_path"] = self.delegate_path
+            if self.delegate_options:
+                spec["delegate_options"] = dict(self.delegate_options)
+        if self.kind == "external":
+            spec.update(command=list(self.command or []), frames_per_batch=self.frames_per_batch,
+                        timeout_s=self.timeout_s)
+        return spec
 
 
 class MeterSpec(Strict):

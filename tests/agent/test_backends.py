@@ -29,6 +29,17 @@ def test_external_command_runs_once_per_call_with_placeholders():
     assert run.calls == 2
 
 
+def test_external_command_gets_the_model_path(tmp_path):
+    model = tmp_path / "net.tflite"
+    model.write_bytes(b"x")
+    # a real subprocess that fails unless {model} became the path of an existing file
+    run = ExternalCommand(["sh", "-c", 'test -f "$1"', "sh", "{model}"], 1, 30.0, str(model))
+    assert run.argv(0)[-1] == str(model)
+    run()
+    with pytest.raises(InferenceError, match="exited with 1"):
+        ExternalCommand(["sh", "-c", 'test -f "$1"', "sh", "{model}"], 1, 30.0, str(tmp_path / "gone"))()
+
+
 def test_external_command_failure_is_an_inference_error_with_its_stderr():
     run = ExternalCommand([sys.executable, FAKE_NPU, "--exit", "3"], 1, 30.0)
     with pytest.raises(InferenceError, match="exited with 3: .*npu failure"):

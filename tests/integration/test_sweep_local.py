@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,11 @@ def test_sweep_end_to_end(tmp_path, farm):
     assert list(idle.board) == ["localhost"] and idle.samples.iloc[0] > 100
     assert idle.mean_power_w.iloc[0] >= 2.0  # the simulated idle floor
 
+    # memory bandwidth of each CPU component, measured once before its first job, for the roofline
+    membw = pd.read_parquet(run_dir / "membw")
+    assert sorted(set(membw.component)) == ["cpu0", "cpu1"] and len(membw) == 8
+    assert set(membw.kernel) == {"copy", "scale", "add", "triad"} and (membw.gb_per_s > 0).all()
+
     html = report.read_text()
     assert "idle not measured" not in html
     assert "Tiny CNN" in html and "cpu0" in html and "cpu1" in html and "random" in html
@@ -213,6 +219,34 @@ def test_coexecution_of_the_two_cores(tmp_path, farm):
     assert '"ratio_to_sum_isolated"' in events
     lat = pd.read_parquet(run_dir / "latencies")
     assert (lat[lat.job_id == co.job_id]["index"].diff().dropna() == 1).all()  # frames in order, each once
+
+
+def test_external_and_gpu_components_through_the_sweep(tmp_path, farm):
+    """An external backend (a real subprocess per batch) runs and is stored in frames/s; a GPU
+    delegate that does not load fails its job with the reason, and the other jobs are kept."""
+    fake_npu = REPO / "tests" / "agent" / "fake_npu.py"
+    text = EXPERIMENTS.replace("components: [all]", "components: [cpu0, npu, mali]").replace(
+        "dtypes: [float32, int8]", "dtypes: [float32]").replace("version: 1", "version: 1\nmembw_mb: 0")
+    exp, inv = farm(experiments=text)
+    inv.write_text(inv.read_text().replace(
+        "          - {name: cpu1, class: cpu, cpus: [1]}\n",
+        "          - {name: npu, class: npu, kind: external, cpus: [1], frames_per_batch: 4,\n"
+        f"             command: [{sys.executable}, {fake_npu}, --frames, '{{frames}}', --sleep-ms, '2']}}\n"
+        "          - {name: mali, class: gpu, kind: gpu, cpus: [1], delegate_path: /nonexistent/libdelegate.so}\n"))
+    proc = sweep(tmp_path, exp, inv)
+    assert proc.returncode != 0
+    assert "mali" in proc.stderr and "libdelegate.so" in proc.stderr, proc.stderr
+    run_dir = next((tmp_path / "runs").iterdir())
+    results = pd.read_parquet(run_dir / "results").set_index("component")
+    assert sorted(results.index) == ["cpu0", "npu"]
+    npu = results.loc["npu"]
+    assert npu.verdict == "VALID" and npu.component_class == "npu"
+    # frames per second: four frames per call of the command
+    assert npu.throughput_ips == pytest.approx(4 * npu["count"] / npu.duration_s)
+    assert not (run_dir / "membw").exists()  # membw_mb: 0 turns it off
+    failed = [e for e in map(json.loads, (run_dir / "journal.jsonl").read_text().splitlines())
+              if e.get("state") == "failed"]
+    assert len(failed) == 1 and "mali" in failed[0]["job_id"] and failed[0]["error"] == "SpecError"
 
 
 @pytest.mark.slow

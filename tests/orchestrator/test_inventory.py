@@ -89,3 +89,46 @@ def test_board_in_two_socs_is_refused(write):
         load_inventory(inv)
     assert "host xu3-b is in groups with different socfarm_soc (hikey970: kirin970, odroid_xu3: exynos5422)" in str(
         info.value)
+
+
+SOC_PARTS = """
+          - {name: mali, class: gpu, kind: gpu, cpus: [7], devfreq: 11800000.gpu,
+             delegate_path: /usr/lib/libarmnnDelegate.so, delegate_options: {backends: GpuAcc}}
+          - {name: npu, class: npu, kind: external, cpus: [6], frames_per_batch: 8,
+             command: [/opt/npu/run, --model, "{model}", --frames, "{frames}"]}
+"""
+
+
+def test_gpu_and_external_components_and_their_agent_specs(write):
+    lab = load_inventory(write("inv.yml", GOOD.rstrip("\n") + SOC_PARTS))
+    board = lab.board("xu3-a")
+    gpu, npu = board.component("mali"), board.component("npu")
+    assert gpu.agent_spec() == {"name": "mali", "kind": "gpu", "cpus": [7], "threads": 1,
+                                "delegate_path": "/usr/lib/libarmnnDelegate.so",
+                                "delegate_options": {"backends": "GpuAcc"}}
+    assert npu.agent_spec() == {"name": "npu", "kind": "external", "cpus": [6], "frames_per_batch": 8,
+                                "timeout_s": 60.0,
+                                "command": ["/opt/npu/run", "--model", "{model}", "--frames", "{frames}"]}
+    assert board.component("big").agent_spec() == {"name": "big", "kind": "cpu", "cpus": [4, 5, 6, 7], "threads": 4}
+    assert gpu.frequency_domain == "11800000.gpu" and npu.frequency_domain is None
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (("delegate_path: /usr/lib/libarmnnDelegate.so, ", ""), "socfarm_components.2: Value error, a gpu component "
+                                                                "needs 'delegate_path'"),
+        (('command: [/opt/npu/run, --model, "{model}", --frames, "{frames}"]', "timeout_s: 5"),
+         "an external component needs 'command'"),
+        (("kind: gpu, cpus: [7]", "kind: gpu, cpus: [7], command: [x]"), "command: not a field of a gpu component"),
+        (("name: big, class: big, cpus: [4, 5, 6, 7], threads: 4",
+          "name: big, class: big, cpus: [4, 5, 6, 7], devfreq: x"), "devfreq: not a field of a cpu component"),
+        (("kind: external, cpus: [6]", "kind: npu, cpus: [6]"), "socfarm_components.3.kind: Input should be"),
+    ],
+)
+def test_bad_gpu_and_external_components(write, change, expected):
+    text = GOOD.rstrip("\n") + SOC_PARTS
+    assert change[0] in text
+    with pytest.raises(ConfigError) as info:
+        load_inventory(write("inv.yml", text.replace(*change)))
+    assert expected in str(info.value)

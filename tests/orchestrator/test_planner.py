@@ -128,6 +128,33 @@ def test_frequencies_multiply_jobs_and_need_a_cpufreq_policy(write):
     assert all(("-fmax-" in j.job_id) == (j.frequency == "max") for j in jobs)
 
 
+def test_gpu_and_external_members_get_their_own_specs_and_frequency_domains(write):
+    from orchestrator.config.inventory import Board, Component, Lab
+
+    text = EXP.split("  - name: one")[0].replace("repeats: 3", "repeats: 1\n    frequencies: [max]").replace(
+        "components: [all]", "components: [big, gpu, big+gpu+npu]")
+    spec, doc = load_experiments(write("exp.yaml", text))
+    soc = Lab(source="inv.yml", boards=[Board(name="x", soc="s", work_dir="/w", components=[
+        Component(name="big", cpus=[0], cpufreq_policy="policy4", **{"class": "big"}),
+        Component(name="mali", kind="gpu", cpus=[1], delegate_path="/lib/d.so", devfreq="gpu0", **{"class": "gpu"}),
+        Component(name="npu", kind="external", cpus=[2], command=["run", "{model}"], **{"class": "npu"})])])
+    jobs = plan(spec, soc, manifest(), doc.where)
+    gpu = next(j for j in jobs if j.component == "mali").agent_spec("/m", "/o")
+    assert gpu["component"] == {"name": "mali", "kind": "gpu", "cpus": [1], "threads": 1, "delegate_path": "/lib/d.so"}
+    assert gpu["platform"] == {"devfreq": {"gpu0": {"governor": "performance"}}}
+    trio = next(j for j in jobs if j.is_coexec).agent_spec("/m", "/o")
+    assert [c["kind"] for c in trio["components"]] == ["cpu", "gpu", "external"]
+    assert trio["components"][2]["command"] == ["run", "{model}"]
+    # the NPU has no frequency domain on the board: the others are held, it is left alone
+    assert trio["platform"] == {"cpufreq": {"policy4": {"governor": "performance"}},
+                                "devfreq": {"gpu0": {"governor": "performance"}}}
+    nodevfreq = Lab(source="inv.yml", boards=[Board(name="x", soc="s", work_dir="/w", components=[
+        Component(name="mali", kind="gpu", cpus=[1], delegate_path="/lib/d.so", **{"class": "gpu"})])])
+    spec, doc = load_experiments(write("exp2.yaml", text.replace("[big, gpu, big+gpu+npu]", "[gpu]")))
+    with pytest.raises(ConfigError, match="component mali of x has no devfreq in the inventory"):
+        plan(spec, nodevfreq, manifest(), doc.where)
+
+
 def test_include_and_exclude_rules(write):
     text = EXP.split("  - name: one")[0].replace("repeats: 3", "repeats: 1") + (
         "    exclude: [{models: [squeezenet], dtypes: [int8]}]\n"
