@@ -10,6 +10,9 @@ counterparts on the same board, model and dtype:
 
 A member without an isolated measurement leaves both figures empty. No
 co-execution rows: an empty table (the report leaves the section out).
+
+``coexec_shares`` gives each member's share of the frames (the agent's
+``share_pct``, mean over the VALID repeats): the composition of the stream.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["coexec_members", "coexec_table"]
+__all__ = ["coexec_members", "coexec_shares", "coexec_table"]
 
 SEPARATOR = "+"
 
@@ -30,11 +33,37 @@ def coexec_members(row: pd.Series | dict) -> list[str]:
     return comp.split(SEPARATOR) if SEPARATOR in comp else []
 
 
-def coexec_table(table: pd.DataFrame) -> pd.DataFrame:
+SHARE_KEYS = ["board", "component", "model", "dtype"]
+
+
+def coexec_shares(results: pd.DataFrame) -> pd.DataFrame:
+    """One row per (board, component, model, dtype, member) of the VALID co-execution jobs: the
+    member's mean share of the frames in % (the shares of one configuration sum to 100)."""
+    cols = SHARE_KEYS + ["member", "share_pct"]
+    if results.empty or "coexec_share_pct" not in results:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    for rec in results[results["verdict"] == "VALID"].to_dict("records"):
+        members, shares = rec.get("coexec_members"), rec.get("coexec_share_pct")
+        if members is None or shares is None or len(members) < 2 or len(members) != len(shares):
+            continue
+        rows += [{**{k: rec[k] for k in SHARE_KEYS}, "member": str(m), "share_pct": float(x)}
+                 for m, x in zip(members, shares)]
+    if not rows:
+        return pd.DataFrame(columns=cols)
+    return pd.DataFrame(rows).groupby(SHARE_KEYS + ["member"], sort=False)["share_pct"].mean().reset_index()
+
+
+def coexec_table(table: pd.DataFrame, shares: pd.DataFrame | None = None) -> pd.DataFrame:
+    """``shares`` (from ``coexec_shares``) adds ``composition``: "a15 61%, a7 39%"."""
     cols = ["board", "soc", "component", "model", "model_display", "dtype", "throughput_ips", "members",
-            "best_single", "best_single_ips", "sum_isolated_ips", "gain_vs_best", "vs_sum"]
+            "best_single", "best_single_ips", "sum_isolated_ips", "gain_vs_best", "vs_sum", "composition"]
     if table.empty:
         return pd.DataFrame(columns=cols)
+    composition: dict[tuple, str] = {}
+    if shares is not None and not shares.empty:
+        for key, group in shares.groupby(SHARE_KEYS, sort=False):
+            composition[tuple(key)] = ", ".join(f"{m} {x:.0f}%" for m, x in zip(group["member"], group["share_pct"]))
     rows = []
     iso = table.set_index(["board", "model", "dtype", "component"])["throughput_ips"]
     iso = iso[~iso.index.duplicated()]
@@ -52,5 +81,6 @@ def coexec_table(table: pd.DataFrame) -> pd.DataFrame:
                      "best_single_ips": singles[best] if known else np.nan,
                      "sum_isolated_ips": sum(singles.values()) if known else np.nan,
                      "gain_vs_best": thr / singles[best] if known else np.nan,
-                     "vs_sum": thr / sum(singles.values()) if known else np.nan})
+                     "vs_sum": thr / sum(singles.values()) if known else np.nan,
+                     "composition": composition.get(tuple(rec[k] for k in SHARE_KEYS))})
     return pd.DataFrame(rows, columns=cols)

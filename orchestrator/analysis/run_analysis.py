@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from orchestrator.analysis.coexec import coexec_table
+from orchestrator.analysis.coexec import coexec_shares, coexec_table
 from orchestrator.analysis.compare import (
     baseline_comparison,
     cross_soc,
@@ -18,7 +18,7 @@ from orchestrator.analysis.compare import (
 from orchestrator.analysis.energy import RESULT_COLUMNS, run_energy
 from orchestrator.analysis.metrics import KEYS, throughput_table
 from orchestrator.analysis.roofline import Roofline, roofline
-from orchestrator.analysis.tables import read_columns
+from orchestrator.analysis.tables import iter_files, read_columns
 from orchestrator.results.store import RunDir
 
 __all__ = ["RunAnalysis", "analyze_run", "REPORT_COLUMNS"]
@@ -40,6 +40,7 @@ class RunAnalysis:
     roofline: Roofline
     quantization: pd.DataFrame
     coexec: pd.DataFrame
+    coexec_shares: pd.DataFrame  # per co-execution configuration and member: share of the frames
     cross_soc: pd.DataFrame
     cross_soc_summary: pd.DataFrame
     validity: pd.DataFrame  # the jobs that are not VALID: job_id, cpus, verdict, reasons (joined)
@@ -68,6 +69,17 @@ def _with_model_file(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame
     return table.merge(files, on=KEYS, how="left")
 
 
+def _coexec_rows(run: RunDir) -> pd.DataFrame:
+    """The co-execution rows only (filtered in Arrow: most rows of a big store are isolated runs)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    cols = ["board", "component", "model", "dtype", "verdict", "coexec_members", "coexec_share_pct"]
+    parts = [t.filter(pc.greater_equal(pc.list_value_length(t["coexec_members"]), 2))
+             for t in iter_files(run, "results", cols)]
+    return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=cols)
+
+
 def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
     meta = run.meta
     results = read_columns(run, "results", REPORT_COLUMNS)
@@ -79,9 +91,11 @@ def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
     quant = quantization_table(table, energy[energy["verdict"] == "VALID"])
     pairs = cross_soc(table)
     validity = job_details(run, only_invalid=True)
+    shares = coexec_shares(_coexec_rows(run))
     analysis = RunAnalysis(
         meta=meta, results=results, table=table, energy=energy, rails=rails, roofline=roof,
-        quantization=quant, coexec=coexec_table(table), cross_soc=pairs, cross_soc_summary=cross_soc_summary(pairs),
+        quantization=quant, coexec=coexec_table(table, shares), coexec_shares=shares, cross_soc=pairs,
+        cross_soc_summary=cross_soc_summary(pairs),
         validity=validity,
     )
     if baseline is not None:

@@ -17,6 +17,7 @@ from orchestrator.analysis.tables import export_csv
 from orchestrator.report.plots import (
     efficiency_bars,
     ratio_heatmap,
+    coexec_share_bars,
     roofline_plot,
     throughput_bars,
 )
@@ -66,7 +67,8 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, str]]]:
-    figs: dict[str, list[dict[str, str]]] = {"throughput": [], "energy": [], "roofline": [], "cross_soc": []}
+    figs: dict[str, list[dict[str, str]]] = {"throughput": [], "energy": [], "roofline": [], "coexec": [],
+                                             "cross_soc": []}
     for board in dict.fromkeys(a.table["board"]):
         name = f"throughput-{board}.png"
         throughput_bars(a.table, board, out_dir / name)
@@ -81,6 +83,10 @@ def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, str]]]:
         name = f"roofline-{soc}.png"
         roofline_plot(a.roofline.roofs, pts, soc, out_dir / name)
         figs["roofline"].append({"file": name, "caption": f"Roofline of the components of {soc}"})
+    for board in dict.fromkeys(a.coexec_shares["board"]):
+        name = f"coexec-{board}.png"
+        coexec_share_bars(a.coexec, a.coexec_shares, board, out_dir / name)
+        figs["coexec"].append({"file": name, "caption": f"Co-execution on {board}: throughput split by share"})
     if not a.cross_soc.empty:
         ratio_heatmap(a.cross_soc, out_dir / "cross-soc.png")
         figs["cross_soc"].append({"file": "cross-soc.png", "caption": "Throughput ratio per model between SoCs"})

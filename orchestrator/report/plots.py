@@ -60,6 +60,39 @@ def efficiency_bars(energy: pd.DataFrame, board: str, path: Path) -> Path:
     return path
 
 
+def coexec_share_bars(coexec: pd.DataFrame, shares: pd.DataFrame, board: str, path: Path) -> Path:
+    """Stacked horizontal bars: each co-execution configuration's throughput split by the members' shares
+    of the frames, with the best single component's throughput marked."""
+    rows = coexec[coexec["board"] == board].reset_index(drop=True)
+    sh = shares[shares["board"] == board]
+    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.55 * len(rows)), dpi=110)
+    colors: dict[str, str] = {}
+    labelled: set[str] = set()
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = []
+    for i, rec in rows.iterrows():
+        left = 0.0
+        part = sh[(sh["component"] == rec["component"]) & (sh["model"] == rec["model"]) & (sh["dtype"] == rec["dtype"])]
+        for member, pct in zip(part["member"], part["share_pct"]):
+            color = colors.setdefault(member, palette[len(colors) % len(palette)])
+            width = float(rec["throughput_ips"]) * pct / 100.0
+            ax.barh(i, width, left=left, color=color, label=None if member in labelled else member)
+            labelled.add(member)
+            left += width
+        if pd.notna(rec["best_single_ips"]):
+            ax.plot([rec["best_single_ips"]] * 2, [i - 0.4, i + 0.4], color="black", linewidth=1.5)
+        labels.append(f"{rec['model_display']} {rec['dtype']}\n{rec['component']}")
+    ax.set_yticks(range(len(rows)), labels, fontsize="small")
+    ax.invert_yaxis()
+    ax.set_xlabel("throughput (images/s), split by each component's share of the frames; | best single")
+    ax.set_title(f"{board}: co-execution composition")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(fontsize="small", loc="lower right")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def roofline_plot(roofs: pd.DataFrame, points: pd.DataFrame, soc: str, path: Path) -> Path:
     """Log-log roofline of the components of one SoC; markers: o memory-bound, ^ compute-bound."""
     r = roofs[(roofs["soc"] == soc)].dropna(subset=["peak_gflops", "bandwidth_gb_s"]).drop_duplicates("component")

@@ -38,7 +38,8 @@ def full_run(store: Store, run_id: str = "r1", scale: float = 1.0):
             else:
                 power[jid] = pd.concat([constant_power(9.5, 12.5, 2.0, "sensor", "a73"),
                                         constant_power(9.5, 12.5, 1.0, "sensor", "mem")])
-    rows.append(result_row(run_id, "b1-coexec", component="big+little", dtype="float32", throughput_ips=120.0 * scale))
+    rows.append(result_row(run_id, "b1-coexec", component="big+little", dtype="float32", throughput_ips=120.0 * scale,
+                           coexec_members=["big", "little"], coexec_share_pct=[75.0, 25.0]))
     rows.append(result_row(run_id, "b1-bad", component="little", component_class="little", dtype="float32",
                            verdict="INVALID",
                            reasons=["min_count not met: 3 < 10"], throughput_ips=1.0))
@@ -68,7 +69,7 @@ class _Page(HTMLParser):
 EXPECTED_TABLES = {"throughput-b1", "throughput-b2", "energy-table", "rails-table", "roofline-table",
                    "roofline-missing", "quantization-table", "coexec-table", "cross-soc-table", "baseline-table"}
 EXPECTED_IMGS = {"throughput-b1.png", "throughput-b2.png", "efficiency-b1.png", "efficiency-b2.png",
-                 "roofline-socA.png", "roofline-socB.png", "cross-soc.png"}
+                 "roofline-socA.png", "roofline-socB.png", "cross-soc.png", "coexec-b1.png"}
 
 
 @pytest.fixture
@@ -94,6 +95,7 @@ def test_report_content(report):
     assert "not enough data" in html  # little has no peak
     assert "2.50" in html  # int8/float32 throughput ratio
     assert "1.20" in html  # co-execution gain over the best single component
+    assert "big 75%, little 25%" in html  # its composition: each member's share of the frames
     assert "2.000" in html  # baseline geometric mean (r1 is twice r0)
     md = (report.parent / "summary.md").read_text()
     assert "| Tiny CNN | float32 |" in md and "## Energy" in md
