@@ -33,7 +33,7 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
         return _version(out)
     if args.command == "membw":
         return _membw(args, out)
-    return _run(args.spec, out)
+    return _run(args.spec, out, idle=args.command == "idle")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,6 +42,8 @@ def _parser() -> argparse.ArgumentParser:
     sub.required = True
     run = sub.add_parser("run", help="run one job; events as JSON lines on stdout")
     run.add_argument("spec", metavar="SPEC", help="job spec file (JSON), or - for stdin")
+    idle = sub.add_parser("idle", help="sample the power sensors with nothing running; events as JSON lines")
+    idle.add_argument("spec", metavar="SPEC", help="idle spec file (JSON), or - for stdin")
     sub.add_parser("version", help="print agent and runtime versions as JSON")
     bw = sub.add_parser("membw", help="STREAM-like memory bandwidth (copy/scale/add/triad), JSON on stdout")
     bw.add_argument("--cpus", required=True, help="CPU ids to pin to, e.g. 0 or 4,5")
@@ -101,17 +103,22 @@ def _membw(args: argparse.Namespace, out: IO[str]) -> int:
     return 0
 
 
-def _run(source: str, out: IO[str]) -> int:
+def _run(source: str, out: IO[str], idle: bool = False) -> int:
     events = EventWriter(out)
     previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         raw = _load_spec(source)
         if isinstance(raw, dict) and isinstance(raw.get("job_id"), str):
             events.job_id = raw["job_id"]
-        from device_agent.runner import run_job
-        from device_agent.spec import parse_spec
+        if idle:
+            from device_agent.idle import parse_idle_spec, run_idle
 
-        run_job(parse_spec(raw), events)
+            run_idle(parse_idle_spec(raw), events)
+        else:
+            from device_agent.runner import run_job
+            from device_agent.spec import parse_spec
+
+            run_job(parse_spec(raw), events)
         return 0
     except AgentError as exc:
         return _report(events, exc)

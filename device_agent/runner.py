@@ -48,7 +48,7 @@ def run_job(spec: JobSpec, events: EventWriter, clock_ns: Callable[[], int] = ti
     """
     events.job_id = spec.job_id
     model_sha256 = verify_model_file(spec.model.path, spec.model.sha256)
-    _make_output_dir(spec.output_dir)
+    make_output_dir(spec.output_dir)
     for i, comp in enumerate(spec.components):
         check_cpus(comp.cpus, "components[%d].cpus" % i if spec.coexec else "component.cpus")
     cpus_effective = pin(spec.component.cpus) if not spec.coexec else None
@@ -77,7 +77,7 @@ def run_job(spec: JobSpec, events: EventWriter, clock_ns: Callable[[], int] = ti
             fields["platform"], freqs = plat.finish(spec.output_dir, start_ns, end_ns)
         if power is not None:
             samples = power.finish()
-            fields["power"] = _power_fields(spec.output_dir, power.spec.kind, power.rails, samples, start_ns, end_ns)
+            fields["power"] = power_fields(spec.output_dir, power.spec.kind, power.rails, samples, start_ns, end_ns)
     verdict = judge(facts["count"], end_ns - start_ns, spec.rules, freqs=freqs, delegates=facts["delegates"])
     fields["verdict"] = verdict.verdict
     fields["reasons"] = list(verdict.reasons)
@@ -144,7 +144,7 @@ def _calls(fns: List[Callable[[], None]]) -> Callable[[], None]:
     return call_all
 
 
-def _power_fields(output_dir: str, kind: str, rails: List[str], samples: List[Sample],
+def power_fields(output_dir: str, kind: str, rails: List[str], samples: List[Sample],
                   start_ns: int, end_ns: int) -> Dict[str, Any]:
     """``power.csv`` written, and the summary's ``power`` block."""
     try:
@@ -178,7 +178,7 @@ def window_fields(start_ns: int, end_ns: int, wall_offset_ns: int) -> Dict[str, 
             "start_wall_ns": start_ns + wall_offset_ns, "end_wall_ns": end_ns + wall_offset_ns}
 
 
-def _make_output_dir(path: str) -> None:
+def make_output_dir(path: str) -> None:
     try:
         os.makedirs(path, exist_ok=True)
     except OSError as exc:

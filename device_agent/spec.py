@@ -115,7 +115,7 @@ def parse_spec(raw: Any) -> JobSpec:
     sysfs_root = c.string(get("sysfs_root", DEFAULT_SYSFS_ROOT), "sysfs_root")
     if sysfs_root and not sysfs_root.startswith("/"):
         c.problem("sysfs_root", "must be an absolute path, got %r" % sysfs_root)
-    power = _parse_power(c, get("power", None))
+    power = parse_power(c, get("power", None))
 
     if c.problems:
         raise SpecError("invalid job spec: " + "; ".join(c.problems))
@@ -166,7 +166,7 @@ def _parse_rules(c: Checker, raw: Any) -> Rules:
     )
 
 
-def _parse_power(c: Checker, raw: Any) -> Optional[PowerSpec]:
+def parse_power(c: Checker, raw: Any) -> Optional[PowerSpec]:
     if raw is None:
         return None
     m = c.obj(raw, "power", required=("kind", "rails"), optional=("update_period_us",))

@@ -182,6 +182,8 @@ class BoardRunner:
                 with open_meter(self.board, self.run.path) as meter:
                     if meter is not None and self.idle_s > 0:
                         self._measure_idle(meter)
+                    if self.board.power_sensors is not None and self.idle_s > 0:
+                        self._measure_sensor_idle(transport)
                     if self.membw_mb > 0:
                         self._measure_membw(transport, pending)
                     while pending and not self.stop.is_set():
@@ -215,6 +217,41 @@ class BoardRunner:
         }])
         self.run.journal({"board": self.board.name, "state": "idle", "duration_s": t1 - t0, "t_wall": time.time()})
 
+    def _measure_sensor_idle(self, transport: Transport) -> None:
+        """Per-rail idle power from the board's own sensors, sampled by the agent with nothing running
+        (once per run). A failure is journalled and noted: the report then says idle was not measured."""
+        part = f"{self.board.name}-sensors"
+        if (self.run.path / "idle" / f"{part}.parquet").exists() or self.stop.is_set():
+            return  # measured before a resume
+        spec = {"spec_version": 1, "job_id": f"idle-{self.board.name}", "duration_s": self.idle_s,
+                "output_dir": f"{self.board.work_dir}/jobs/{self.run.run_id}/idle",
+                "sysfs_root": self.board.sysfs_root, "power": self._power_spec()}
+        try:
+            outcome = transport.run_agent(spec, None, self.idle_s + 120.0, command="idle")
+            summary = outcome.raise_for_failure(f"{self.board.name}/idle")
+            rails = summary["power"]["rails"]
+        except (SocfarmError, KeyError, TypeError) as exc:
+            self.run.journal({"board": self.board.name, "state": "idle_failed", "source": "sensor",
+                              "message": str(exc), "t_wall": time.time()})
+            self.progress.note(f"{self.board.name}: idle power of the sensors not measured: {exc}")
+            return
+        self.run.write_table("idle", part, [{
+            "run_id": self.run.run_id, "board": self.board.name, "source": "sensor", "rail": rail,
+            "duration_s": float(summary["duration_s"]), "samples": int(stats["samples"]),
+            "mean_power_w": float(stats["mean_w"])} for rail, stats in rails.items()])
+        self.run.journal({"board": self.board.name, "state": "idle", "source": "sensor",
+                          "duration_s": summary["duration_s"], "t_wall": time.time()})
+
+    def _power_spec(self) -> dict[str, Any] | None:
+        """The agent's ``power`` block for the board's on-board sensors (None: it has none)."""
+        sensors = self.board.power_sensors
+        if sensors is None:
+            return None
+        spec: dict[str, Any] = {"kind": sensors.kind, "rails": dict(sensors.rails)}
+        if sensors.update_period_us:
+            spec["update_period_us"] = sensors.update_period_us
+        return spec
+
     def _measure_membw(self, transport: Transport, jobs: list[Job]) -> None:
         """Memory bandwidth per CPU component of the board (once per run), for the roofline.
 
@@ -236,7 +273,7 @@ class BoardRunner:
                               "triad_gb_s": rows[-1]["gb_per_s"], "t_wall": time.time()})
 
     def _check_health(self, transport: Transport) -> None:
-        problems = judge_health(self.board, transport.run(health_command(self.board)))
+        problems = judge_health(self.board, transport.run(health_command(self.board, self.facts.agent_dir)))
         if problems:
             raise BoardUnhealthy(f"{self.board.name} failed its health check: {'; '.join(problems)}")
 
@@ -290,11 +327,9 @@ class BoardRunner:
             isolated = {m.name: self._isolated.get((m.name, job.model, job.dtype)) for m in job.members}
             if all(isolated.values()):
                 spec["isolated_ips"] = isolated  # measured earlier in this run: the agent reports the gains
-        sensors = self.board.power_sensors
-        if sensors is not None:
-            spec["power"] = {"kind": sensors.kind, "rails": dict(sensors.rails)}
-            if sensors.update_period_us:
-                spec["power"]["update_period_us"] = sensors.update_period_us
+        power = self._power_spec()
+        if power is not None:
+            spec["power"] = power
         return spec
 
     def _fetch_verified(self, transport: Transport, block: dict[str, Any], local_dir: Path, job: Job,

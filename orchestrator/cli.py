@@ -42,6 +42,8 @@ def sweep(
     plan_only: bool = typer.Option(False, "--plan", help="Print the expanded job list and estimates; touch no board."),
     resume: Optional[str] = typer.Option(None, "--resume", help="Continue RUN_ID where it stopped."),
     lease_wait_s: float = typer.Option(600.0, "--lease-wait", help="Seconds to wait for boards another sweep holds."),
+    reprovision: bool = typer.Option(False, "--reprovision",
+                                     help="Run the playbooks even on boards provisioned with the same inputs."),
     baseline: Optional[str] = typer.Option(None, "--baseline",
                                            help="After the run, judge regressions against RUN_ID or last-good."),
     junit: Optional[Path] = typer.Option(None, "--junit", help="With --baseline: write JUnit XML here."),
@@ -66,7 +68,7 @@ def sweep(
     if baseline and baseline != "last-good":
         results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
     runner = SweepRunner(plan, results, state, reports, SweepProgress(err, enabled=not quiet),
-                         run_id=resume, lease_wait_s=lease_wait_s)
+                         run_id=resume, lease_wait_s=lease_wait_s, reprovision=reprovision)
     outcome = runner.run(resume=run)
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
     summary = {

@@ -33,6 +33,7 @@ def provision_command(
     """Run the provisioning playbooks on the boards and cache their facts (a no-op on provisioned boards)."""
     from orchestrator.config.load import load_inventory
     from orchestrator.provision.runner import describe_event, provision
+    from orchestrator.provision.stamps import board_stamps, save_stamps
     from orchestrator.zoo.manifest import load_manifest
 
     lab = load_inventory(inventory)
@@ -40,18 +41,21 @@ def provision_command(
     if not boards:
         raise typer.BadParameter(f"--limit {limit} selects no board of {inventory}")
     manifest = load_manifest(zoo / "manifest.json")
+    model_files = [{"file": m.file, "sha256": m.sha256} for m in manifest.models]
     result = provision(
         inventory,
         state,
         limit=boards,
         extravars={
-            "models_files": [{"file": m.file, "sha256": m.sha256} for m in manifest.models],
+            "models_files": model_files,
             "models_src_dir": str(zoo.resolve()),
             "socfarm_controller_cache": str((state / "cache").resolve()),
         },
         on_event=lambda e: (line := describe_event(e)) and err.print(f"  {line}", highlight=False, markup=False),
     )
     save_facts(state, result.facts)
+    stamps = board_stamps([b for b in lab.boards if b.name in result.facts and b.name not in result.failed])
+    save_stamps(state, stamps, model_files)  # a sweep with these inputs then skips these boards
     summary = {"status": result.status, "changed": result.changed, "failed": result.failed,
                "boards": sorted(result.facts)}
     if as_json:

@@ -1,4 +1,5 @@
-"""Health of a board before it measures: reachable, disk space, idle temperature."""
+"""Health of a board before it measures: reachable, disk space, idle temperature, agent in place,
+frequency governors writable."""
 
 from __future__ import annotations
 
@@ -19,18 +20,30 @@ class HealthLimits:
     max_idle_temp_c: float = 80.0
 
 
-def health_command(board: Board) -> str:
+def health_command(board: Board, agent_dir: str | None = None) -> str:
     work = shlex.quote(board.work_dir)
-    thermal = shlex.quote(board.sysfs_root.rstrip("/") + "/class/thermal")
-    return (f"df -Pk {work} | tail -n 1; "
-            f"for z in {thermal}/thermal_zone*/temp; do [ -r \"$z\" ] && echo \"temp $(cat \"$z\")\"; done; true")
+    sysfs = board.sysfs_root.rstrip("/")
+    thermal = shlex.quote(sysfs + "/class/thermal")
+    parts = [f"df -Pk {work} | tail -n 1",
+             f"for z in {thermal}/thermal_zone*/temp; do [ -r \"$z\" ] && echo \"temp $(cat \"$z\")\"; done"]
+    if agent_dir:
+        init = shlex.quote(f"{agent_dir}/device_agent/__init__.py")
+        parts.append(f"[ -f {init} ] || echo 'missing agent'")
+    for policy in _policies(board):
+        gov = shlex.quote(f"{sysfs}/devices/system/cpu/cpufreq/{policy}/scaling_governor")
+        parts.append(f"[ -w {gov} ] || echo 'readonly {policy}'")
+    return "; ".join(parts) + "; true"
+
+
+def _policies(board: Board) -> list[str]:
+    return sorted({c.cpufreq_policy for c in board.components if c.kind == "cpu" and c.cpufreq_policy})
 
 
 def judge_health(board: Board, output: str, limits: HealthLimits = HealthLimits()) -> list[str]:
     """Problems found in the output of ``health_command`` (empty: healthy)."""
     problems = []
     lines = [line.split() for line in output.strip().splitlines() if line.strip()]
-    df = next((parts for parts in lines if parts and parts[0] != "temp"), None)
+    df = next((parts for parts in lines if parts and parts[0] not in ("temp", "missing", "readonly")), None)
     if df is None or len(df) < 4 or not df[3].isdigit():
         problems.append(f"cannot read free space of {board.work_dir}")
     elif int(df[3]) / 1024 < limits.min_free_mb:
@@ -39,4 +52,10 @@ def judge_health(board: Board, output: str, limits: HealthLimits = HealthLimits(
              parts[1].lstrip("-").isdigit()]
     if temps and max(temps) > limits.max_idle_temp_c:
         problems.append(f"idle temperature {max(temps):.1f} °C > {limits.max_idle_temp_c:.0f} °C")
+    if ["missing", "agent"] in lines:
+        problems.append("the device agent is not on the board (run `orchestrator provision`, "
+                        "or the sweep with --reprovision)")
+    readonly = [parts[1] for parts in lines if len(parts) == 2 and parts[0] == "readonly"]
+    if readonly:
+        problems.append(f"cpufreq governor not writable for {', '.join(readonly)} (frequencies cannot be held)")
     return problems

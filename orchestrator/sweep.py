@@ -25,6 +25,7 @@ from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
 from orchestrator.provenance import git_revision, new_run_id
 from orchestrator.provision.runner import BoardFacts, describe_event, provision, save_facts
+from orchestrator.provision.stamps import already_provisioned, board_stamps, save_stamps
 from orchestrator.report.html import write_report
 from orchestrator.results.store import RunDir, Store
 from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
@@ -96,8 +97,10 @@ class SweepRunner:
         progress: SweepProgress,
         run_id: str | None = None,
         lease_wait_s: float = 600.0,
+        reprovision: bool = False,
     ):
         self.lease_wait_s = lease_wait_s
+        self.reprovision = reprovision
         self.leases = LeaseTable(Path(state_dir) / "leases")
         self.plan = plan
         self.store = store
@@ -134,7 +137,17 @@ class SweepRunner:
         return run
 
     def _provision(self, run: RunDir, boards: list[str]) -> tuple[dict[str, BoardFacts], dict[str, str]]:
-        self.progress.note(f"provisioning {', '.join(boards)} (ansible-runner, playbooks/site.yml)")
+        """Provision the boards that need it; a board last provisioned with the same inputs is skipped."""
+        stamps = board_stamps([self._board(b) for b in boards])
+        current = {} if self.reprovision else already_provisioned(self.state_dir, stamps, self.plan.model_files())
+        todo = [b for b in boards if b not in current]
+        if current:
+            self.progress.note(f"already provisioned with these inputs: {', '.join(sorted(current))} "
+                               "(--reprovision to run the playbooks anyway)")
+        if not todo:
+            run.update_meta(provision={"status": "skipped", "skipped": sorted(current)})
+            return current, {}
+        self.progress.note(f"provisioning {', '.join(todo)} (ansible-runner, playbooks/site.yml)")
 
         def on_event(event: dict[str, Any]) -> None:
             line = describe_event(event)
@@ -144,7 +157,7 @@ class SweepRunner:
         result = provision(
             self.plan.inventory_path,
             self.state_dir,
-            limit=boards,
+            limit=todo,
             extravars={
                 "models_files": self.plan.model_files(),
                 "models_src_dir": str(self.plan.zoo_dir),
@@ -154,12 +167,14 @@ class SweepRunner:
             cancel=self.stop,
         )
         run.update_meta(
-            provision={"status": result.status, "rc": result.rc, "failed": result.failed,
+            provision={"status": result.status, "rc": result.rc, "failed": result.failed, "skipped": sorted(current),
                        "facts": {k: v.__dict__ for k, v in result.facts.items()}}
         )
         save_facts(self.state_dir, result.facts)
-        missing = {b: "no facts after provisioning" for b in boards if b not in result.facts and b not in result.failed}
-        return result.facts, {**result.failed, **missing}
+        save_stamps(self.state_dir, {b: stamps[b] for b in result.facts if b not in result.failed},
+                    self.plan.model_files())
+        missing = {b: "no facts after provisioning" for b in todo if b not in result.facts and b not in result.failed}
+        return {**current, **result.facts}, {**result.failed, **missing}
 
     def _board(self, name: str) -> Board:
         board = self.plan.lab.board(name)

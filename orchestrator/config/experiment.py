@@ -94,7 +94,8 @@ class ExperimentsFile(Strict):
     zoo: Path = Field(Path("models"), description="folder with the zoo's manifest.json, relative to this file")
     rules: MeasurementRules = MeasurementRules()
     idle_s: NonNegativeFloat = Field(
-        3.0, description="idle power measured per board with a supply meter before its first job (0: none)"
+        3.0, description="idle power measured per board before its first job, with its supply meter and its "
+                         "on-board sensors (0: none)"
     )
     membw_mb: NonNegativeFloat = Field(
         32.0, description="MiB per array of the memory-bandwidth microbenchmark, run per board and CPU "

@@ -85,7 +85,10 @@ class LineSink:
 class Transport(Protocol):
     """How the orchestrator reaches one board (local subprocess or SSH)."""
 
-    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome: ...
+    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
+                  command: str = "run") -> AgentOutcome:
+        """``python3 -m device_agent COMMAND SPEC`` (``run`` a job, or ``idle``), its events streamed."""
+        ...
 
     def fetch(self, remote_path: str, local_path: Path) -> None: ...
 

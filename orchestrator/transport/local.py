@@ -32,7 +32,8 @@ class LocalTransport:
             raise AgentError(f"{self.facts.board}: {command!r} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
 
-    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome:
+    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
+                  command: str = "run") -> AgentOutcome:
         env = dict(os.environ)
         env["PYTHONPATH"] = self.facts.agent_dir
         env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -40,7 +41,7 @@ class LocalTransport:
         sink = LineSink(outcome, on_event)
         try:
             proc = subprocess.Popen(
-                [self.facts.python, "-m", "device_agent", "run", "-"],
+                [self.facts.python, "-m", "device_agent", command, "-"],
                 cwd=self.facts.agent_dir,
                 env=env,
                 stdin=subprocess.PIPE,

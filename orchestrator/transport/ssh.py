@@ -160,21 +160,22 @@ class SshTransport:
             if channel is not None:
                 channel.close()
 
-    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float) -> AgentOutcome:
+    def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
+                  command: str = "run") -> AgentOutcome:
         outcome = AgentOutcome()
         out_dir = spec["output_dir"]
         spec_path = f"{out_dir}/spec.json"
         stream = _EventStream(LineSink(outcome, on_event))
-        command = (
+        agent = (
             f"mkdir -p {shlex.quote(out_dir)} && cd {shlex.quote(self.agent_dir)} && "
             f"PYTHONPATH={shlex.quote(self.agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
-            f"exec {shlex.quote(self.python)} -m device_agent run {shlex.quote(spec_path)}"
+            f"exec {shlex.quote(self.python)} -m device_agent {shlex.quote(command)} {shlex.quote(spec_path)}"
         )
         try:
             self.conn.run(f"mkdir -p {shlex.quote(out_dir)}", hide=True, in_stream=False, timeout=30)
             with self.conn.sftp().open(spec_path, "w") as fh:
                 fh.write(json.dumps(spec))
-            result = self.conn.run(command, hide=True, warn=True, timeout=timeout_s, in_stream=False,
+            result = self.conn.run(agent, hide=True, warn=True, timeout=timeout_s, in_stream=False,
                                    out_stream=stream)
         except CommandTimedOut as exc:
             self.close()  # closing the session ends the remote agent with SIGHUP

@@ -119,3 +119,47 @@ def test_sensor_that_never_converts_is_an_error_not_zeros(tmp_path):
     for d in dirs.values():  # restored on error too
         assert (d / "enable").read_text().strip() == "0"
         assert (d / "update_period").read_text().strip() == "263808"
+
+
+def idle_spec(tmp_path, rels, duration_s=0.5, **over):
+    spec = {"spec_version": 1, "job_id": "idle-b1", "duration_s": duration_s, "output_dir": str(tmp_path / "idle"),
+            "sysfs_root": str(tmp_path / "sys"),
+            "power": {"kind": "ina231", "rails": rels, "update_period_us": int(PERIOD_S * 1e6)}}
+    spec.update(over)
+    return spec
+
+
+def test_idle_samples_the_sensors_with_nothing_running(tmp_path):
+    import json
+
+    from tests.agent.agent_proc import run_agent
+
+    dirs, rels = fake_tree(tmp_path / "sys", "ina231")
+    with FakeDriver(dirs, PERIOD_S, constant_power, kind="ina231"):
+        run = run_agent("idle", "-", stdin=json.dumps(idle_spec(tmp_path, rels)))
+    assert run.returncode == 0, run.stderr
+    started, summary = run.events
+    assert started["event"] == "started" and summary["event"] == "summary"
+    assert summary["duration_s"] >= 0.5
+    power = summary["power"]
+    assert hashlib.sha256((tmp_path / "idle" / "power.csv").read_bytes()).hexdigest() == power["sha256"]
+    for rail, watts in RAIL_W.items():
+        assert power["rails"][rail]["mean_w"] == pytest.approx(watts, rel=1e-9)
+        assert power["rails"][rail]["samples"] >= 0.5 * 0.5 / PERIOD_S
+    assert all((d / "enable").read_text().strip() == "0" for d in dirs.values())  # restored
+
+
+@pytest.mark.parametrize("over, needle", [
+    ({"duration_s": 0}, "duration_s: must be > 0"),
+    ({"power": None}, "power: must be an object"),
+    ({"extra": 1}, "extra: unknown"),
+])
+def test_bad_idle_spec_is_a_spec_error(tmp_path, over, needle):
+    import json
+
+    from tests.agent.agent_proc import run_agent
+
+    _, rels = fake_tree(tmp_path / "sys", "ina231")
+    run = run_agent("idle", "-", stdin=json.dumps(idle_spec(tmp_path, rels, **over)))
+    assert run.returncode == 2 and run.events[-1]["error"] == "SpecError", run.stdout + run.stderr
+    assert needle in run.events[-1]["message"]

@@ -88,6 +88,23 @@ def test_sweep_over_ssh_with_ina231_and_smu_power(farm, tmp_path):
     rail_means = power[(power.source == "sensor")].groupby("rail").power_w.mean()
     assert rail_means["a15"] > rail_means["a7"]
 
+    # idle power measured in the same run: per rail from the XU3s' INA231s, at the supply of the HiKey
+    idle = pd.read_parquet(run_dir / "idle")
+    by_board = idle.groupby("board").agg(sources=("source", set), rails=("rail", set))
+    assert by_board.loc["hikey-1"].to_dict() == {"sources": {"meter"}, "rails": {"board"}}
+    for xu3_board in ("xu3-1", "xu3-2"):
+        assert by_board.loc[xu3_board].to_dict() == {"sources": {"sensor"}, "rails": {"a15", "a7", "mem", "gpu"}}
+    a15_idle = idle[(idle.board == "xu3-1") & (idle.rail == "a15")].mean_power_w.iloc[0]
+    a15_busy = power[(power.source == "sensor") & (power.rail == "a15")
+                     & power.job_id.isin(results[results.index == "xu3-1"].job_id)].power_w.mean()
+    assert 0 < a15_idle < a15_busy
+    # memory bandwidth of the component each board used, over SSH, for the roofline
+    membw = pd.read_parquet(run_dir / "membw")
+    assert set(zip(membw.board, membw.component)) == {("xu3-1", "a15"), ("xu3-2", "a15"), ("hikey-1", "a73")}
+    assert (membw.gb_per_s > 0).all()
+    report = Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: ")).read_text()
+    assert "idle not measured" not in report
+
 
 def test_unreachable_board_and_wrong_key_are_classified(farm, tmp_path):
     inv = write_inventory(farm, tmp_path / "inventory.yml")

@@ -269,3 +269,11 @@ def test_nightly_sweep_against_last_good(tmp_path, farm):
     cases = ET.parse(junit).getroot().iter("testcase")
     assert len(list(cases)) == 2
     assert (tmp_path / "runs" / summary["run_id"] / "regress.json").exists()
+    # the second sweep found the board provisioned with the same inputs and did not run Ansible again
+    assert "provisioning localhost" in first.stderr and "provisioning localhost" not in second.stderr
+    assert "already provisioned with these inputs: localhost" in second.stderr
+    meta = json.loads((tmp_path / "runs" / summary["run_id"] / "run.json").read_text())
+    assert meta["provision"] == {"status": "skipped", "skipped": ["localhost"]}
+    # --reprovision runs the playbooks anyway (and the same state then still skips next time)
+    third = sweep(tmp_path, exp, inv, "--reprovision", "--json")
+    assert third.returncode in (0, 1) and "provisioning localhost" in third.stderr
