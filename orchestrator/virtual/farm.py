@@ -100,11 +100,6 @@ class VirtualBoard:
     def name(self) -> str:
         return self.spec.name
 
-    @property
-    def home(self) -> Path:
-        """The board's own home directory of root (its login shells see this, not ours)."""
-        return self.dir / "home"
-
     def to_json(self) -> dict:
         return {"name": self.name, "soc": self.spec.soc, "sensors": self.spec.sensors, "index": self.index,
                 "netns": self.netns, "address": self.address, "veth_host": self.veth_host,
@@ -392,7 +387,6 @@ class VirtualFarm:
         netns.run("mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "socfarm-sys", str(b.sys_root))
         build_tree(b.sys_root, b.spec.soc, sensors=b.spec.sensors)
         b.work_dir.mkdir(parents=True, exist_ok=True)
-        b.home.mkdir(mode=0o700, exist_ok=True)
         sshd.ensure_key(b.host_key, f"root@{b.name}")
         b.sshd_config.write_text(sshd.render_config(
             address=b.address, host_key=b.host_key, pid_file=b.pid_file,
@@ -406,7 +400,7 @@ class VirtualFarm:
 
     def _start_sshd(self, b: VirtualBoard) -> None:
         b.pid_file.unlink(missing_ok=True)
-        cmd = sshd.start_command(netns=b.netns, hostname=b.name, config=b.sshd_config, home=b.home,
+        cmd = sshd.start_command(netns=b.netns, hostname=b.name, config=b.sshd_config,
                                  max_lifetime_s=self.max_lifetime_s)
         with open(b.log_file, "ab") as log:
             self._sshd[b.name] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,

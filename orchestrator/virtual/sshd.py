@@ -11,6 +11,7 @@ SSHD = "/usr/sbin/sshd"
 SSH_KEYGEN = "ssh-keygen"
 PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it
 ROOT_HOME = "/root"  # the home of the user the boards log in as
+DOTFILES = (".bashrc", ".profile", ".bash_profile", ".bash_login", ".bash_logout")
 
 
 def ensure_key(path: Path, comment: str) -> Path:
@@ -60,26 +61,32 @@ def render_config(*, address: str, host_key: Path, pid_file: Path, authorized_ke
     ])
 
 
-def start_command(*, netns: str, hostname: str, config: Path, home: Path,
-                  max_lifetime_s: float) -> list[str]:
-    """sshd in ``netns`` with its own UTS namespace (``hostname`` prints the board's name)
-    and its own mount namespace, where ``home`` is mounted over root's home directory,
-    in the foreground, bounded by ``timeout``.
-
-    A board's login shells must not run this machine's dotfiles: a shell profile that
-    waits for a lock (a version manager's rehash, say) would hang every session on every
-    board once one session was killed holding it, and a real board has its own home."""
+def start_command(*, netns: str, hostname: str, config: Path, max_lifetime_s: float) -> list[str]:
+    """sshd in ``netns`` with its own UTS namespace (``hostname`` prints the board's name),
+    without this machine's dotfiles (``without_dotfiles``), in the foreground, bounded by ``timeout``."""
     lifetime_s = max(1, math.ceil(max_lifetime_s))  # 'timeout 0' would mean no limit
     inner = (
         # no IPv6 inside the board: its only network is the farm's IPv4 subnet
         "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null; "
         "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null; "
-        f"mount --bind {shlex.quote(str(home))} {ROOT_HOME} && "
         f"hostname {shlex.quote(hostname)} && exec timeout -k 5 {lifetime_s} "
         f"{SSHD} -D -e -f {shlex.quote(str(config))}")
-    # the mount stays inside the board: private propagation, gone with its last process
-    return ["ip", "netns", "exec", netns, "unshare", "--uts", "--mount", "--propagation", "private",
-            "sh", "-c", inner]
+    return ["ip", "netns", "exec", netns, *without_dotfiles(inner, "--uts")]
+
+
+def without_dotfiles(shell_command: str, *unshare_flags: str) -> list[str]:
+    """``shell_command`` in a private mount namespace where root's shell start-up files read empty.
+
+    The login shells of an sshd started so must not run this machine's dotfiles: a profile
+    that waits for a lock (a version manager's rehash, say) hangs every session once one
+    session was killed holding it, and a real board does not have our dotfiles. Only the
+    files are masked (/dev/null bound over each): the rest of the home stays, since this
+    machine's Python may live there. The mounts stay inside (private propagation) and are
+    gone with the namespace's last process."""
+    masks = " && ".join(f"{{ [ ! -e {ROOT_HOME}/{name} ] || mount --bind /dev/null {ROOT_HOME}/{name}; }}"
+                        for name in DOTFILES)
+    return ["unshare", *unshare_flags, "--mount", "--propagation", "private", "sh", "-c",
+            f"{masks} && {shell_command}"]
 
 
 def ensure_privsep_dir() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.config.inventory import Board, Component, SshSpec
+from orchestrator.virtual.sshd import without_dotfiles
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 
@@ -59,7 +60,9 @@ def sshd(tmp_path_factory) -> LoopbackSshd:
     host_pub = (d / "host.pub").read_text().split()
     (d / "known_hosts").write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")
     Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")], stderr=subprocess.DEVNULL)
+    # its sessions must not run this machine's ~/.bashrc
+    proc = subprocess.Popen(without_dotfiles(f"exec {SSHD} -D -e -f {d / 'sshd_config'}"),
+                            stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:
