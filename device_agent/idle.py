@@ -23,7 +23,7 @@ from device_agent import AGENT_VERSION
 from device_agent.errors import SpecError
 from device_agent.events import EventWriter
 from device_agent.power.session import PowerSession
-from device_agent.runner import make_output_dir, power_fields, wall_offset, window_fields
+from device_agent.outputs import make_output_dir, power_fields, wall_offset, window_fields
 from device_agent.spec import DEFAULT_SYSFS_ROOT, SPEC_VERSION, PowerSpec, parse_power
 from device_agent.specfields import MISSING, Checker
 

@@ -22,14 +22,12 @@ from typing import Any, Callable, Dict, List
 from device_agent import AGENT_VERSION
 from device_agent.affinity import check_cpus, pin
 from device_agent.backends.registry import open_backend
-from device_agent.errors import AgentError, InferenceError, OutputError, SpecError
+from device_agent.errors import AgentError, InferenceError, OutputError
 from device_agent.events import EventWriter
 from device_agent.measure import Measurement, measure
 from device_agent.modelfile import verify_model_file
+from device_agent.outputs import make_output_dir, power_fields, wall_offset, window_fields
 from device_agent.platform.control import PlatformSession
-from device_agent.power.base import Sample
-from device_agent.power.energy import rail_stats
-from device_agent.power.powerfile import write_power
 from device_agent.power.session import PowerSession
 from device_agent.runtime import import_runtime
 from device_agent.spec import JobSpec
@@ -144,23 +142,6 @@ def _calls(fns: List[Callable[[], None]]) -> Callable[[], None]:
     return call_all
 
 
-def power_fields(output_dir: str, kind: str, rails: List[str], samples: List[Sample],
-                  start_ns: int, end_ns: int) -> Dict[str, Any]:
-    """``power.csv`` written, and the summary's ``power`` block."""
-    try:
-        written = write_power(output_dir, samples)
-    except OSError as exc:
-        raise OutputError("cannot write power samples in %s: %s" % (output_dir, exc))
-    stats = rail_stats(samples, rails, start_ns, end_ns)
-    return {
-        "kind": kind,
-        "path": written.path,
-        "sha256": written.sha256,
-        "rows": written.rows,
-        "rails": {rail: s.as_dict() for rail, s in stats.items()},
-    }
-
-
 def _summary_fields(m: Measurement, wall_offset_ns: int, trace_path: str, trace_sha256: str, rows: int) -> Dict[str, Any]:
     return {
         "count": m.count,
@@ -171,25 +152,3 @@ def _summary_fields(m: Measurement, wall_offset_ns: int, trace_path: str, trace_
         "latency_ms": latency_ms(m.start_ns, m.end_ns),
         "trace": {"path": trace_path, "sha256": trace_sha256, "rows": rows},
     }
-
-
-def window_fields(start_ns: int, end_ns: int, wall_offset_ns: int) -> Dict[str, int]:
-    return {"start_mono_ns": start_ns, "end_mono_ns": end_ns,
-            "start_wall_ns": start_ns + wall_offset_ns, "end_wall_ns": end_ns + wall_offset_ns}
-
-
-def make_output_dir(path: str) -> None:
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise SpecError("output_dir: cannot create %s: %s" % (path, exc))
-    if not os.access(path, os.W_OK):
-        raise SpecError("output_dir: %s is not writable" % path)
-
-
-def wall_offset(clock_ns: Callable[[], int]) -> int:
-    """time.time_ns() - clock_ns(), read between two clock reads (midpoint)."""
-    before = clock_ns()
-    wall = time.time_ns()
-    after = clock_ns()
-    return wall - (before + after) // 2

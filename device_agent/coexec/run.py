@@ -13,6 +13,7 @@ from device_agent.coexec.summary import gains, per_component, reorder_delay_ms
 from device_agent.coexec.tracefile import write_coexec_trace
 from device_agent.errors import OutputError
 from device_agent.events import EventWriter
+from device_agent.outputs import wall_offset, window_fields
 from device_agent.spec import JobSpec
 from device_agent.stats import latency_ms, throughput_ips
 from device_agent.verdict import DelegateUse
@@ -20,8 +21,6 @@ from device_agent.verdict import DelegateUse
 
 def run_coexec(spec: JobSpec, events: EventWriter, model_sha256: str, on_open: Callable[[], None],
                on_close: Callable[[], None], clock_ns: Callable[[], int]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    from device_agent.runner import wall_offset, window_fields
-
     names = [c.name for c in spec.components]
 
     def on_ready(ready: List[Dict[str, Any]]) -> None:
