@@ -58,7 +58,7 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path) -> dict:
         subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo",
                         str(REPO / "tests" / "fixtures" / "models"), *common[:2], *common[-4:-2]],
                        check=True, capture_output=True, cwd=REPO)
-        t0 = time.monotonic()
+        t0, t0_wall = time.monotonic(), time.time()
         proc = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
                               capture_output=True, text=True, cwd=REPO)
         wall = time.monotonic() - t0
@@ -69,10 +69,34 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path) -> dict:
         per_board = results.groupby("board").duration_s.sum()
         return {"boards": n, "jobs": len(results), "wall_s": wall,
                 "ratio_worst_board": float((wall / per_board).max()),
-                "ratio_mean": float((wall / per_board).mean())}
+                "ratio_mean": float((wall / per_board).mean()),
+                **phases(run_dir, t0_wall, wall)}
     finally:
         farm.down()
         teardown(state)
+
+
+def phases(run_dir: Path, t0_wall: float, wall: float) -> dict:
+    """Where the wall time went, from the journal (seconds, the slowest board for per-board phases):
+    start (loading, planning, leases), prov (provisioning or deciding to skip it, then the health check
+    and clock probes), pre (idle power, memory bandwidth), jobs (first job start to last job end),
+    tail (the report)."""
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    leased = min(e["t_wall"] for e in events if e.get("state") == "leased")
+    clock = {e["board"]: e["t_wall"] for e in events if e.get("state") == "clock"}
+    started = {}
+    for e in events:
+        if e.get("state") == "started":
+            started.setdefault(e["board"], e["t_wall"])
+    done = {}
+    for e in events:
+        if e.get("state") == "done":
+            done[e["board"]] = e["t_wall"]
+    released = max(e["t_wall"] for e in events if e.get("state") == "released")
+    first_clock = min(clock.values())
+    return {"start_s": leased - t0_wall, "prov_s": first_clock - leased,
+            "pre_s": max(started[b] - clock[b] for b in started),
+            "jobs_s": max(done[b] - started[b] for b in done), "tail_s": t0_wall + wall - released}
 
 
 def main() -> None:
