@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -48,7 +49,7 @@ class RunAnalysis:
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     baseline_geomean: float = float("nan")
 
-    @property
+    @cached_property
     def energy_summary(self) -> pd.DataFrame:
         """Mean over the VALID repeats per (board, component, model, dtype) of the energy figures."""
         e = self.energy[self.energy["verdict"] == "VALID"]
@@ -56,12 +57,18 @@ class RunAnalysis:
         if e.empty:
             return pd.DataFrame(columns=keys + ["measures", "active_w", "energy_per_image_j", "images_per_j",
                                                 "energy_note"])
-        return (e.groupby(keys, sort=False, dropna=False)
-                .agg(measures=("measures", "first"), active_w=("active_w", "mean"),
-                     energy_per_image_j=("energy_per_image_j", "mean"), images_per_j=("images_per_j", "mean"),
-                     clock_uncertainty_ms=("clock_uncertainty_ms", "max"),
-                     energy_note=("energy_note", lambda s: "; ".join(sorted({x for x in s if x}))))
-                .reset_index())
+        summary = (e.groupby(keys, sort=False, dropna=False)
+                   .agg(measures=("measures", "first"), active_w=("active_w", "mean"),
+                        energy_per_image_j=("energy_per_image_j", "mean"), images_per_j=("images_per_j", "mean"),
+                        clock_uncertainty_ms=("clock_uncertainty_ms", "max"))
+                   .reset_index())
+        # the distinct notes of each series (few), joined: deduplicated before grouping, not per row
+        notes = e.loc[e["energy_note"].fillna("") != "", keys + ["energy_note"]].drop_duplicates()
+        joined = (notes.sort_values("energy_note").groupby(keys, sort=False, dropna=False)["energy_note"]
+                  .agg("; ".join).reset_index())
+        summary = summary.merge(joined, on=keys, how="left")
+        summary["energy_note"] = summary["energy_note"].fillna("")
+        return summary
 
 
 def _with_model_file(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:

@@ -8,56 +8,57 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import LogFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 
-def throughput_bars(table: pd.DataFrame, board: str, path: Path) -> Path:
-    """Grouped bars: models on the x axis, one bar per component x dtype, log y."""
-    data = table[table["board"] == board]
+def _plain_log_ticks(*axes) -> None:
+    """Log axes labelled 20, 50, 100 ... instead of mathtext powers (slow to lay out, hard to read);
+    minor ticks get labels only when the axis spans less than two decades."""
+    for axis in axes:
+        axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+        axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(2, 0.5)))
+
+
+def _grouped_bars(data: pd.DataFrame, value: str, ylabel: str, title: str, path: Path) -> Path:
+    """Grouped bars: models on the x axis, one bar per component x dtype, log y, legend below.
+
+    Laid out once by the constrained layout engine (``bbox_inches="tight"`` would draw every
+    figure twice: the report of a big store draws dozens)."""
     models = list(dict.fromkeys(data["model_display"]))
     series = list(dict.fromkeys(zip(data["component"], data["dtype"])))
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models)), 4.2), dpi=110)
+    rows = -(-len(series) // 4)  # legend rows below the axes
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models)), 4.2 + 0.25 * rows), dpi=110, layout="constrained")
     x = np.arange(len(models))
     for i, (component, dtype) in enumerate(series):
         sel = data[(data["component"] == component) & (data["dtype"] == dtype)].set_index("model_display")
-        values = [float(sel["throughput_ips"].get(m, np.nan)) for m in models]
+        values = [float(sel[value].get(m, np.nan)) for m in models]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=f"{component} {dtype}")
-    ax.set_xticks(x, models, rotation=0)
+    ax.set_xticks(x, models)
     ax.set_yscale("log")
-    ax.set_ylabel("throughput (images/s, log)")
-    ax.set_title(f"{board}: throughput per component")
+    _plain_log_ticks(ax.yaxis)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize="small", ncol=min(4, len(series)), loc="upper center", bbox_to_anchor=(0.5, -0.1),
-              frameon=False)
-    fig.savefig(path, bbox_inches="tight")
+    fig.legend(fontsize="small", ncol=min(4, max(1, len(series))), loc="outside lower center", frameon=False)
+    fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def throughput_bars(table: pd.DataFrame, board: str, path: Path) -> Path:
+    """Throughput of every model on every component x dtype of one board."""
+    return _grouped_bars(table[table["board"] == board], "throughput_ips", "throughput (images/s, log)",
+                         f"{board}: throughput per component", path)
 
 
 def efficiency_bars(energy: pd.DataFrame, board: str, path: Path) -> Path:
     """Images per joule (active power) of every model on every component of one board."""
     data = energy[(energy["board"] == board)].dropna(subset=["images_per_j"])
-    models = list(dict.fromkeys(data["model_display"]))
-    series = list(dict.fromkeys(zip(data["component"], data["dtype"])))
-    width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models)), 4.2), dpi=110)
-    x = np.arange(len(models))
-    for i, (component, dtype) in enumerate(series):
-        sel = data[(data["component"] == component) & (data["dtype"] == dtype)].set_index("model_display")
-        values = [float(sel["images_per_j"].get(m, np.nan)) for m in models]
-        ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=f"{component} {dtype}")
-    ax.set_xticks(x, models)
-    ax.set_yscale("log")
-    ax.set_ylabel("images per joule (active power, log)")
-    ax.set_title(f"{board}: energy efficiency")
-    ax.grid(axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize="small", ncol=min(4, max(1, len(series))), loc="upper center", bbox_to_anchor=(0.5, -0.1),
-              frameon=False)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _grouped_bars(data, "images_per_j", "images per joule (active power, log)",
+                         f"{board}: energy efficiency", path)
 
 
 def coexec_share_bars(coexec: pd.DataFrame, shares: pd.DataFrame, board: str, path: Path) -> Path:
@@ -65,7 +66,7 @@ def coexec_share_bars(coexec: pd.DataFrame, shares: pd.DataFrame, board: str, pa
     of the frames, with the best single component's throughput marked."""
     rows = coexec[coexec["board"] == board].reset_index(drop=True)
     sh = shares[shares["board"] == board]
-    fig, ax = plt.subplots(figsize=(7.5, 0.9 + 0.55 * len(rows)), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.55 * len(rows)), dpi=110, layout="constrained")
     colors: dict[str, str] = {}
     labelled: set[str] = set()
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -88,7 +89,7 @@ def coexec_share_bars(coexec: pd.DataFrame, shares: pd.DataFrame, board: str, pa
     ax.set_title(f"{board}: co-execution composition")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(fontsize="small", loc="lower right")
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return path
 
@@ -97,7 +98,7 @@ def roofline_plot(roofs: pd.DataFrame, points: pd.DataFrame, soc: str, path: Pat
     """Log-log roofline of the components of one SoC; markers: o memory-bound, ^ compute-bound."""
     r = roofs[(roofs["soc"] == soc)].dropna(subset=["peak_gflops", "bandwidth_gb_s"]).drop_duplicates("component")
     p = points[points["soc"] == soc]
-    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=110)
+    fig, ax = plt.subplots(figsize=(7.0, 4.8), dpi=110, layout="constrained")
     lo = min([0.1] + list(p["intensity_flop_per_byte"].dropna()))
     hi = max([1000.0] + list(p["intensity_flop_per_byte"].dropna() * 2))
     xs = np.logspace(np.log10(lo), np.log10(hi), 200)
@@ -108,21 +109,23 @@ def roofline_plot(roofs: pd.DataFrame, points: pd.DataFrame, soc: str, path: Pat
         ax.plot(xs, np.minimum(roof.peak_gflops, roof.bandwidth_gb_s * xs), color=color,
                 label=f"{roof.component}: {roof.peak_gflops:g} GFLOP/s, {roof.bandwidth_gb_s:g} GB/s")
         ax.axvline(roof.ridge_flop_per_byte, color=color, ls=":", lw=0.8)
-    label = len(p) <= 24  # beyond that the labels only hide each other (the table has every point)
-    for pt in p.itertuples():
-        ax.scatter(pt.intensity_flop_per_byte, pt.attained_gflops, color=colors.get(pt.component, "k"),
-                   marker="o" if pt.bound == "memory" else "^", zorder=3)
-        if label:
+    # one scatter per (component, bound): a big run has hundreds of points
+    for (component, bound), group in p.groupby(["component", "bound"], sort=False, dropna=False):
+        ax.scatter(group["intensity_flop_per_byte"], group["attained_gflops"], color=colors.get(component, "k"),
+                   marker="o" if bound == "memory" else "^", zorder=3)
+    if len(p) <= 24:  # beyond that the labels only hide each other (the table has every point)
+        for pt in p.itertuples():
             ax.annotate(f"{pt.model_display} {pt.dtype}", (pt.intensity_flop_per_byte, pt.attained_gflops),
                         fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    _plain_log_ticks(ax.xaxis, ax.yaxis)
     ax.set_xlabel("operational intensity (FLOP/byte)")
     ax.set_ylabel("attained GFLOP/s")
     ax.set_title(f"{soc}: roofline (o memory-bound, ^ compute-bound)")
     ax.grid(which="both", alpha=0.3)
     ax.legend(fontsize="x-small", loc="lower right")
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return path
 
@@ -132,7 +135,8 @@ def ratio_heatmap(pairs: pd.DataFrame, path: Path) -> Path:
     data = pairs.assign(row=pairs["soc_a"] + " / " + pairs["soc_b"] + " · " + pairs["component_class"] + " · "
                         + pairs["dtype"])
     grid = data.pivot_table(index="row", columns="model_display", values="ratio", aggfunc="first")
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * grid.shape[1] + 3), 0.5 * grid.shape[0] + 2), dpi=110)
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * grid.shape[1] + 3), 0.5 * grid.shape[0] + 2), dpi=110,
+                           layout="constrained")
     values = np.log2(grid.to_numpy(dtype=float))
     lim = max(1.0, float(np.nanmax(np.abs(values)))) if np.isfinite(values).any() else 1.0
     im = ax.imshow(values, cmap="RdBu", vmin=-lim, vmax=lim, aspect="auto")
@@ -143,6 +147,6 @@ def ratio_heatmap(pairs: pd.DataFrame, path: Path) -> Path:
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="log2(throughput ratio)")
     ax.set_title("cross-SoC throughput ratio (a / b)")
-    fig.savefig(path, bbox_inches="tight")
+    fig.savefig(path)
     plt.close(fig)
     return path
