@@ -5,7 +5,7 @@ a fresh virtual farm; the ratio says how much of a board's time goes to
 anything but measuring (agent start, model load, warm-up, transfers,
 bookkeeping). Target: <= 1.10 and flat as the farm grows. Needs root.
 
-    python benchmarks/sweep_scaling.py [--sizes 1,2,4,8] [--jobs-per-board 4] [--window-s 2]
+    python benchmarks/sweep_scaling.py [--sizes 1,2,4,8] [--jobs-per-board 4] [--window-s 2] [--keep DIR]
 
 Prints one row per size, then the worst ratio last.
 """
@@ -104,11 +104,14 @@ def main() -> None:
     ap.add_argument("--sizes", default="1,2,4,8")
     ap.add_argument("--jobs-per-board", type=int, default=4)
     ap.add_argument("--window-s", type=float, default=2.0)
+    ap.add_argument("--keep", type=Path, help="keep the runs (journals, events) in this folder")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="p4-") as tmp:
+        work = args.keep or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
         for n in (int(s) for s in args.sizes.split(",")):
-            rows.append(run_size(n, args.jobs_per_board, args.window_s, Path(tmp)))
+            rows.append(run_size(n, args.jobs_per_board, args.window_s, work))
             print(f"boards={n}: {rows[-1]}", flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

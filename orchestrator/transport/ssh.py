@@ -166,15 +166,13 @@ class SshTransport:
         out_dir = spec["output_dir"]
         spec_path = f"{out_dir}/spec.json"
         stream = _EventStream(LineSink(outcome, on_event))
+        # one exec request: the spec is written by the same command (kept on the board with the job's files)
         agent = (
-            f"mkdir -p {shlex.quote(out_dir)} && cd {shlex.quote(self.agent_dir)} && "
-            f"PYTHONPATH={shlex.quote(self.agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
+            f"mkdir -p {shlex.quote(out_dir)} && printf '%s' {shlex.quote(json.dumps(spec))} > {shlex.quote(spec_path)}"
+            f" && cd {shlex.quote(self.agent_dir)} && PYTHONPATH={shlex.quote(self.agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
             f"exec {shlex.quote(self.python)} -m device_agent {shlex.quote(command)} {shlex.quote(spec_path)}"
         )
         try:
-            self.conn.run(f"mkdir -p {shlex.quote(out_dir)}", hide=True, in_stream=False, timeout=30)
-            with self.conn.sftp().open(spec_path, "w") as fh:
-                fh.write(json.dumps(spec))
             result = self.conn.run(agent, hide=True, warn=True, timeout=timeout_s, in_stream=False,
                                    out_stream=stream)
         except CommandTimedOut as exc:
