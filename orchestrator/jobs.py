@@ -78,6 +78,7 @@ class Job:
     rules: MeasurementRules
     members: tuple[Member, ...] = ()
     frequency: str | None = None  # "max" or kHz as text; None leaves the board's settings alone
+    input_shape: tuple[int, ...] | None = None  # from the zoo manifest: the agent checks the model against it
 
     @property
     def is_coexec(self) -> bool:
@@ -88,7 +89,8 @@ class Job:
         spec: dict[str, Any] = {
             "spec_version": 1,
             "job_id": self.job_id,
-            "model": {"path": model_path, "sha256": self.model_sha256},
+            "model": {"path": model_path, "sha256": self.model_sha256,
+                      **({"input_shape": list(self.input_shape)} if self.input_shape else {})},
             "rules": self.rules.model_dump(),
             "input_seed": input_seed,
             "output_dir": output_dir,

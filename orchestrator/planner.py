@@ -150,6 +150,7 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                                     rules=rules,
                                     members=tuple(Member.of(c) for c in members),
                                     frequency=freq,
+                                    input_shape=tuple(entry.input_shape),
                                 )
                             )
                             if _kept(job, board, exp):

@@ -102,6 +102,9 @@ def test_coexecution_sets(write):
     assert [m.name for m in co.members] == ["cpu0", "cpu1"] and co.cpus == (0, 1) and co.threads == 2
     agent = co.agent_spec("/m.tflite", "/out")
     assert "component" not in agent and [c["cpus"] for c in agent["components"]] == [[0], [1]]
+    # the zoo's input shape goes with the model: the agent refuses a file whose input differs
+    entry = manifest().find(co.model, co.dtype)
+    assert agent["model"]["input_shape"] == list(entry.input_shape)
 
 
 def test_coexecution_needs_two_disjoint_components(write):
