@@ -94,3 +94,16 @@ def test_top_level_must_be_a_mapping(write):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="file not found"):
         load_experiments(tmp_path / "nope.yaml")
+
+
+def test_the_readme_example_is_a_valid_experiments_file(write):
+    """The annotated example in the README is what users copy: it must load as it stands."""
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## Experiments file"):]
+    example = section[section.index("```yaml\n") + len("```yaml\n"):section.index("\n```", section.index("```yaml"))]
+    spec, _ = load_experiments(write("readme.yaml", example + "\n"))
+    assert spec.membw_mb == 32 and spec.idle_s == 3.0
+    exp = spec.experiments[0]
+    assert exp.name == "isolated-cpu" and exp.frequencies == ["max"] and exp.rules.min_count == 50
