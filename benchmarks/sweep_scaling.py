@@ -6,6 +6,10 @@ anything but measuring (agent start, model load, warm-up, transfers,
 bookkeeping). Target: <= 1.10 and flat as the farm grows. Needs root.
 
     python benchmarks/sweep_scaling.py [--sizes 1,2,4,8] [--jobs-per-board 4] [--window-s 2] [--keep DIR]
+        [--zoo models --model mobilenet_v1]
+
+The tiny test model runs ~10^5 inferences/s, so its per-inference traces are far larger than a real
+network's (MobileNet: ~10^2/s); --zoo/--model measure with a network of the study.
 
 Prints one row per size, then the worst ratio last.
 """
@@ -34,14 +38,29 @@ zoo: {zoo}
 rules: {{warmup_runs: 2, min_count: 10, min_duration_s: {window}, max_duration_s: 60}}
 experiments:
   - name: p4
-    models: [tiny_cnn]
+    models: [{model}]
     dtypes: [float32, int8]
     components: [big]
     repeats: {repeats}
 """
 
 
-def run_size(n: int, jobs_per_board: int, window_s: float, work: Path) -> dict:
+def subset_zoo(zoo: Path, model: str, dest: Path) -> Path:
+    """A zoo holding only ``model`` (both dtypes): provisioning then copies just those files to each board."""
+    manifest = json.loads((zoo / "manifest.json").read_text())
+    manifest["models"] = [m for m in manifest["models"] if m["name"] == model]
+    if not manifest["models"]:
+        raise SystemExit(f"no model {model!r} in {zoo / 'manifest.json'}")
+    dest.mkdir(parents=True, exist_ok=True)
+    for m in manifest["models"]:
+        link = dest / m["file"]
+        if not link.exists():
+            link.symlink_to(zoo / m["file"])
+    (dest / "manifest.json").write_text(json.dumps(manifest))
+    return dest
+
+
+def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path, model: str) -> dict:
     specs = [BoardSpec(f"b{i}", "odroid_xu3" if i % 2 == 0 else "hikey970") for i in range(n)]
     state = work / f"farm{n}"
     farm = VirtualFarm(state, specs, max_lifetime_s=3600)
@@ -50,13 +69,13 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path) -> dict:
         farm.wait_ready(30)
         inv = write_inventory(farm, work / f"inv{n}.yml")
         exp = work / f"exp{n}.yaml"
-        exp.write_text(EXPERIMENTS.format(zoo=REPO / "tests" / "fixtures" / "models", window=window_s,
+        exp.write_text(EXPERIMENTS.format(zoo=zoo, model=model, window=window_s,
                                           repeats=max(1, jobs_per_board // 2)))
         common = ["-i", str(inv), "--store", str(work / f"runs{n}"), "--reports", str(work / f"rep{n}"),
                   "--state", str(work / f"state{n}"), "--json", "--quiet"]
         # provision first, so the measured sweep is the steady state of a nightly run
-        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo",
-                        str(REPO / "tests" / "fixtures" / "models"), *common[:2], *common[-4:-2]],
+        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(zoo),
+                        *common[:2], *common[-4:-2]],
                        check=True, capture_output=True, cwd=REPO)
         t0, t0_wall = time.monotonic(), time.time()
         proc = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
@@ -105,13 +124,17 @@ def main() -> None:
     ap.add_argument("--jobs-per-board", type=int, default=4)
     ap.add_argument("--window-s", type=float, default=2.0)
     ap.add_argument("--keep", type=Path, help="keep the runs (journals, events) in this folder")
+    ap.add_argument("--zoo", type=Path, default=REPO / "tests" / "fixtures" / "models",
+                    help="model zoo (default: the tiny test models; models/ after `make zoo`)")
+    ap.add_argument("--model", default="tiny_cnn", help="model of the zoo to measure (e.g. mobilenet_v1)")
     args = ap.parse_args()
     rows = []
     with tempfile.TemporaryDirectory(prefix="p4-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         for n in (int(s) for s in args.sizes.split(",")):
-            rows.append(run_size(n, args.jobs_per_board, args.window_s, work))
+            zoo = subset_zoo(args.zoo.resolve(), args.model, work / "zoo")
+            rows.append(run_size(n, args.jobs_per_board, args.window_s, work, zoo, args.model))
             print(f"boards={n}: {rows[-1]}", flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
