@@ -33,16 +33,17 @@ class Member:
     component_class: str
     cpus: tuple[int, ...]
     threads: int
+    # the agent's component object (canonical JSON: hashable, and the spec is built from it)
+    agent_component: str
     cpufreq_policy: str | None = None
     kind: str = "cpu"
     devfreq: str | None = None
-    # the agent's component object (canonical JSON: hashable, and the spec is built from it)
-    agent_component: str = ""
 
     @classmethod
     def of(cls, c: Component) -> "Member":
-        return cls(c.name, c.component_class, tuple(c.cpus), c.effective_threads, c.cpufreq_policy,
-                   kind=c.kind, devfreq=c.devfreq, agent_component=json.dumps(c.agent_spec(), sort_keys=True))
+        return cls(c.name, c.component_class, tuple(c.cpus), c.effective_threads,
+                   agent_component=json.dumps(c.agent_spec(), sort_keys=True), cpufreq_policy=c.cpufreq_policy,
+                   kind=c.kind, devfreq=c.devfreq)
 
     @property
     def frequency_domain(self) -> tuple[str, str] | None:
@@ -54,9 +55,7 @@ class Member:
         return None
 
     def spec(self) -> dict[str, Any]:
-        if self.agent_component:
-            return json.loads(self.agent_component)
-        return {"name": self.name, "kind": "cpu", "cpus": list(self.cpus), "threads": self.threads}
+        return json.loads(self.agent_component)
 
 
 @dataclass(frozen=True)
@@ -108,11 +107,8 @@ class Job:
                 spec["platform"] = platform
         if self.is_coexec:
             spec["components"] = [m.spec() for m in self.members]
-        elif self.members:
-            spec["component"] = self.members[0].spec()
         else:
-            spec["component"] = {"name": self.component, "kind": "cpu", "cpus": list(self.cpus),
-                                 "threads": self.threads}
+            spec["component"] = self.members[0].spec()
         return spec
 
     def describe(self) -> str:
