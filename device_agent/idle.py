@@ -22,9 +22,9 @@ from typing import Any, Callable
 from device_agent import AGENT_VERSION
 from device_agent.errors import SpecError
 from device_agent.events import EventWriter
-from device_agent.power.session import PowerSession
 from device_agent.outputs import make_output_dir, power_fields, wall_offset, window_fields
-from device_agent.spec import DEFAULT_SYSFS_ROOT, SPEC_VERSION, PowerSpec, parse_power
+from device_agent.power.session import PowerSession
+from device_agent.spec import DEFAULT_SYSFS_ROOT, PowerSpec, check_spec_version, parse_power, parse_sysfs_root
 from device_agent.specfields import MISSING, Checker
 
 MAX_IDLE_S = 600.0
@@ -43,17 +43,13 @@ def parse_idle_spec(raw: Any) -> IdleSpec:
     c = Checker()
     top = c.obj(raw, "", required=("spec_version", "job_id", "duration_s", "output_dir", "power"),
                 optional=("sysfs_root",))
-    version = top.get("spec_version", MISSING)
-    if version is not MISSING and (isinstance(version, bool) or version != SPEC_VERSION):
-        c.problem("spec_version", "must be %d, got %r" % (SPEC_VERSION, version))
+    check_spec_version(c, top.get("spec_version", MISSING))
     job_id = c.string(top.get("job_id", MISSING), "job_id")
     duration_s = c.number(top.get("duration_s", MISSING), "duration_s")
     if isinstance(duration_s, float) and not 0 < duration_s <= MAX_IDLE_S:
         c.problem("duration_s", "must be > 0 and <= %g, got %r" % (MAX_IDLE_S, duration_s))
     output_dir = c.string(top.get("output_dir", MISSING), "output_dir")
-    sysfs_root = c.string(top.get("sysfs_root", DEFAULT_SYSFS_ROOT), "sysfs_root")
-    if sysfs_root and not sysfs_root.startswith("/"):
-        c.problem("sysfs_root", "must be an absolute path, got %r" % sysfs_root)
+    sysfs_root = parse_sysfs_root(c, top.get("sysfs_root", DEFAULT_SYSFS_ROOT))
     power = None
     if top.get("power") is None and "power" in top:
         c.problem("power", "must be an object (the sensors to sample), got null")

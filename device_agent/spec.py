@@ -86,9 +86,7 @@ def parse_spec(raw: Any) -> JobSpec:
     )
     get = top.get
 
-    version = get("spec_version", MISSING)
-    if version is not MISSING and (isinstance(version, bool) or version != SPEC_VERSION):
-        c.problem("spec_version", "must be %d, got %r" % (SPEC_VERSION, version))
+    check_spec_version(c, get("spec_version", MISSING))
 
     job_id = c.string(get("job_id", MISSING), "job_id")
     model = _parse_model(c, get("model", MISSING))
@@ -112,9 +110,7 @@ def parse_spec(raw: Any) -> JobSpec:
     input_seed = c.integer(get("input_seed", DEFAULT_INPUT_SEED), "input_seed", 0)
     output_dir = c.string(get("output_dir", MISSING), "output_dir")
     progress_interval_s = c.number(get("progress_interval_s", DEFAULT_PROGRESS_INTERVAL_S), "progress_interval_s")
-    sysfs_root = c.string(get("sysfs_root", DEFAULT_SYSFS_ROOT), "sysfs_root")
-    if sysfs_root and not sysfs_root.startswith("/"):
-        c.problem("sysfs_root", "must be an absolute path, got %r" % sysfs_root)
+    sysfs_root = parse_sysfs_root(c, get("sysfs_root", DEFAULT_SYSFS_ROOT))
     power = parse_power(c, get("power", None))
 
     if c.problems:
@@ -125,6 +121,20 @@ def parse_spec(raw: Any) -> JobSpec:
         progress_interval_s=progress_interval_s, sysfs_root=sysfs_root, power=power,
         components=components, coexec=coexec, isolated_ips=isolated_ips, platform=platform,
     )
+
+
+def check_spec_version(c: Checker, version: Any) -> None:
+    """``spec_version``: exactly SPEC_VERSION (a missing one is reported as a missing field)."""
+    if version is not MISSING and (isinstance(version, bool) or version != SPEC_VERSION):
+        c.problem("spec_version", "must be %d, got %r" % (SPEC_VERSION, version))
+
+
+def parse_sysfs_root(c: Checker, raw: Any) -> str:
+    """``sysfs_root``: an absolute path."""
+    sysfs_root = c.string(raw, "sysfs_root")
+    if sysfs_root and not sysfs_root.startswith("/"):
+        c.problem("sysfs_root", "must be an absolute path, got %r" % sysfs_root)
+    return sysfs_root
 
 
 def _parse_model(c: Checker, raw: Any) -> ModelSpec:
