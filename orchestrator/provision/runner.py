@@ -39,6 +39,11 @@ class BoardFacts:
     topology: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
+    def from_saved(cls, saved: dict[str, Any]) -> "BoardFacts":
+        """What ``save_facts`` wrote (JSON turned the cpu tuple into a list); TypeError if the layout differs."""
+        return cls(**{**saved, "usable_cpus": tuple(saved.get("usable_cpus") or ())})
+
+    @classmethod
     def from_facts(cls, board: str, cached: dict[str, Any]) -> "BoardFacts":
         try:
             agent = cached["device_agent_facts"]
@@ -186,22 +191,31 @@ def describe_event(event: dict[str, Any]) -> str | None:
 
 
 
-def save_facts(state_dir: Path, facts: dict[str, BoardFacts]) -> None:
-    """Merge boards' facts into ``<state>/facts.json`` (what `inventory check --facts` compares with)."""
-    path = Path(state_dir) / "facts.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    known = load_facts(state_dir)
-    known.update({name: f.__dict__ for name, f in facts.items()})
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(known, indent=2, default=list))
-    tmp.replace(path)
-
-
-def load_facts(state_dir: Path) -> dict[str, Any]:
-    path = Path(state_dir) / "facts.json"
+def read_state(path: Path, what: str) -> dict[str, Any]:
+    """A JSON file of the controller's state (empty if there is none yet)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(Path(path).read_text())
     except FileNotFoundError:
         return {}
     except ValueError as exc:
-        raise ProvisionError(f"{path}: corrupt facts cache ({exc}); delete it and provision again") from None
+        raise ProvisionError(f"{path}: corrupt {what} ({exc}); delete it and provision again") from None
+
+
+def merge_state(path: Path, what: str, entries: dict[str, Any]) -> None:
+    """Merge per-board ``entries`` into a JSON state file, replaced atomically."""
+    path = Path(path)
+    known = read_state(path, what)
+    known.update(entries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(known, indent=2, sort_keys=True, default=list))
+    tmp.replace(path)
+
+
+def save_facts(state_dir: Path, facts: dict[str, BoardFacts]) -> None:
+    """Merge boards' facts into ``<state>/facts.json`` (what `inventory check --facts` compares with)."""
+    merge_state(Path(state_dir) / "facts.json", "facts cache", {name: f.__dict__ for name, f in facts.items()})
+
+
+def load_facts(state_dir: Path) -> dict[str, Any]:
+    return read_state(Path(state_dir) / "facts.json", "facts cache")

@@ -20,9 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.config.inventory import Board
-from orchestrator.errors import ProvisionError
 from orchestrator.provenance import REPO_ROOT
-from orchestrator.provision.runner import PLAYBOOKS, BoardFacts, load_facts
+from orchestrator.provision.runner import PLAYBOOKS, BoardFacts, load_facts, merge_state, read_state
 
 AGENT_SOURCE = REPO_ROOT / "device_agent"
 STAMPS_FILE = "provisioned.json"
@@ -45,25 +44,14 @@ def board_stamps(boards: list[Board]) -> dict[str, str]:
 
 
 def load_stamps(state_dir: Path) -> dict[str, Any]:
-    path = Path(state_dir) / STAMPS_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return {}
-    except ValueError as exc:
-        raise ProvisionError(f"{path}: corrupt provisioning stamps ({exc}); delete it to provision again") from None
+    return read_state(Path(state_dir) / STAMPS_FILE, "provisioning stamps")
 
 
 def save_stamps(state_dir: Path, stamps: dict[str, str], model_files: list[dict[str, str]]) -> None:
     """Record the stamps and models of freshly provisioned boards (merged with the others)."""
-    path = Path(state_dir) / STAMPS_FILE
-    known = load_stamps(state_dir)
     models = {m["file"]: m["sha256"] for m in model_files}
-    known.update({b: {"stamp": s, "models": models, "t_wall": time.time()} for b, s in stamps.items()})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(known, indent=2, sort_keys=True))
-    tmp.replace(path)
+    merge_state(Path(state_dir) / STAMPS_FILE, "provisioning stamps",
+                {b: {"stamp": s, "models": models, "t_wall": time.time()} for b, s in stamps.items()})
 
 
 def already_provisioned(state_dir: Path, stamps: dict[str, str],
@@ -77,10 +65,8 @@ def already_provisioned(state_dir: Path, stamps: dict[str, str],
         has = entry.get("models") or {}
         if entry.get("stamp") != stamp or board not in facts or any(has.get(f) != h for f, h in wanted.items()):
             continue
-        cached = dict(facts[board])
-        cached["usable_cpus"] = tuple(cached.get("usable_cpus") or ())
         try:
-            out[board] = BoardFacts(**cached)
+            out[board] = BoardFacts.from_saved(facts[board])
         except TypeError:
             continue  # facts of an older layout: provision again
     return out
