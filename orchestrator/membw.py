@@ -8,21 +8,20 @@ the bandwidth roof of the roofline (``analysis/roofline.py``).
 from __future__ import annotations
 
 import json
-import shlex
 from typing import Any
 
 from orchestrator.errors import AgentError
 from orchestrator.jobs import Job, Member
 from orchestrator.provision.runner import BoardFacts
+from orchestrator.transport.agent import agent_command
 
 REPEATS = 5
 KERNELS = ("copy", "scale", "add", "triad")
 
 
 def membw_command(facts: BoardFacts, cpus: tuple[int, ...], size_mb: float, repeats: int = REPEATS) -> str:
-    return (f"PYTHONPATH={shlex.quote(facts.agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
-            f"{shlex.quote(facts.python)} -m device_agent membw --cpus {','.join(map(str, cpus))} "
-            f"--size-mb {size_mb:g} --repeats {repeats}")
+    return agent_command(facts.python, facts.agent_dir, "membw", "--cpus", ",".join(map(str, cpus)),
+                         "--size-mb", f"{size_mb:g}", "--repeats", str(repeats))
 
 
 def cpu_components(jobs: list[Job]) -> list[Member]:

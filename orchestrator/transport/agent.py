@@ -7,6 +7,7 @@ exit code; this module turns them into an ``AgentOutcome`` or an error.
 from __future__ import annotations
 
 import json
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Protocol
@@ -15,6 +16,13 @@ from orchestrator.errors import AgentError
 from orchestrator.transport.clock import ClockOffset
 
 EventCallback = Callable[[dict[str, Any]], None]
+
+
+def agent_command(python: str, agent_dir: str, *args: str) -> str:
+    """The shell command that runs ``python -m device_agent ARGS`` on a board, from the agent's folder
+    (the agent is copied there, not installed)."""
+    return (f"cd {shlex.quote(agent_dir)} && PYTHONPATH={shlex.quote(agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
+            f"exec {shlex.quote(python)} -m device_agent {' '.join(shlex.quote(a) for a in args)}")
 
 
 @dataclass

@@ -20,7 +20,7 @@ from invoke.exceptions import CommandTimedOut, UnexpectedExit
 
 from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, SocfarmError, StableError, TransientError
-from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
+from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink, agent_command
 from orchestrator.transport.clock import PROBE_SCRIPT, ClockOffset, estimate_offset
 
 
@@ -169,8 +169,7 @@ class SshTransport:
         # one exec request: the spec is written by the same command (kept on the board with the job's files)
         agent = (
             f"mkdir -p {shlex.quote(out_dir)} && printf '%s' {shlex.quote(json.dumps(spec))} > {shlex.quote(spec_path)}"
-            f" && cd {shlex.quote(self.agent_dir)} && PYTHONPATH={shlex.quote(self.agent_dir)} PYTHONDONTWRITEBYTECODE=1 "
-            f"exec {shlex.quote(self.python)} -m device_agent {shlex.quote(command)} {shlex.quote(spec_path)}"
+            f" && {agent_command(self.python, self.agent_dir, command, spec_path)}"
         )
         try:
             result = self.conn.run(agent, hide=True, warn=True, timeout=timeout_s, in_stream=False,
