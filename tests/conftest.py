@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 import textwrap
 from pathlib import Path
 
@@ -7,6 +8,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE_ZOO = REPO / "tests" / "fixtures" / "models"
+
+# A shell starts background commands with SIGINT ignored, and an ignored signal stays ignored
+# across exec: the agents and sweeps the tests start would then never see the Ctrl-C that the
+# interrupt tests send. Handled (not ignored) here, it is back to the default in every child.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
