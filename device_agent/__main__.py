@@ -1,4 +1,4 @@
-"""Command line: ``python3 -m device_agent run SPEC.json|-`` and ``... version``.
+"""Command line: ``python3 -m device_agent run SPEC.json|-``, ``idle``, ``serve``, ``membw``, ``version``.
 
 Events go to the process's original stdout; file descriptor 1 is redirected to
 stderr for the agent's lifetime so that nothing else (a stray print, a native
@@ -18,7 +18,7 @@ import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
-from typing import IO, Any, Dict, List, Optional  # noqa: E402
+from typing import IO, Any, Callable, Dict, List, Optional  # noqa: E402
 
 from device_agent import AGENT_VERSION  # noqa: E402
 from device_agent.errors import AgentError, InternalError, Interrupted, RuntimeMissing, SpecError  # noqa: E402
@@ -33,6 +33,10 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
         return _version(out)
     if args.command == "membw":
         return _membw(args, out)
+    if args.command == "serve":
+        from device_agent.serve import serve
+
+        return serve(sys.stdin, out)
     return _run(args.spec, out, idle=args.command == "idle")
 
 
@@ -44,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", metavar="SPEC", help="job spec file (JSON), or - for stdin")
     idle = sub.add_parser("idle", help="sample the power sensors with nothing running; events as JSON lines")
     idle.add_argument("spec", metavar="SPEC", help="idle spec file (JSON), or - for stdin")
+    sub.add_parser("serve", help="run requests ({command, spec} JSON lines on stdin) one after another, "
+                                  "in one process; events as JSON lines")
     sub.add_parser("version", help="print agent and runtime versions as JSON")
     bw = sub.add_parser("membw", help="STREAM-like memory bandwidth (copy/scale/add/triad), JSON on stdout")
     bw.add_argument("--cpus", required=True, help="CPU ids to pin to, e.g. 0 or 4,5")
@@ -105,9 +111,18 @@ def _membw(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _run(source: str, out: IO[str], idle: bool = False) -> int:
     events = EventWriter(out)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
     try:
-        raw = _load_spec(source)
+        return execute(lambda: _load_spec(source), events, idle)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def execute(load: Callable[[], Any], events: EventWriter, idle: bool = False) -> int:
+    """Load one spec and run it (a job, or an idle acquisition); any failure becomes the ``error`` event.
+    Returns the exit code the request deserves."""
+    try:
+        raw = load()
         if isinstance(raw, dict) and isinstance(raw.get("job_id"), str):
             events.job_id = raw["job_id"]
         if idle:
@@ -127,8 +142,6 @@ def _run(source: str, out: IO[str], idle: bool = False) -> int:
     except Exception as exc:
         traceback.print_exc(file=sys.stderr)
         return _report(events, InternalError("%s: %s" % (type(exc).__name__, exc)))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _report(events: EventWriter, exc: AgentError) -> int:
@@ -137,7 +150,7 @@ def _report(events: EventWriter, exc: AgentError) -> int:
     return exc.exit_code
 
 
-def _raise_interrupted(signum: int, frame: Any) -> None:
+def raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted("stopped by signal %d" % signum)
 
 

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 from device_agent.errors import SpecError
 
 _CHUNK_BYTES = 1 << 20
+
+# A served agent checks the same model file job after job: its digest is kept while the file's identity
+# (device, inode, size, modification time) stays the same; a rewritten or replaced file is read again.
+_digests: Dict[Tuple[str, int, int, int, int], str] = {}
 
 
 def sha256_file(path: str) -> str:
@@ -27,7 +31,7 @@ def verify_model_file(path: str, expected_sha256: Optional[str]) -> str:
     if not os.path.isfile(path):
         raise SpecError("model.path: model file not found: %s" % path)
     try:
-        actual = sha256_file(path)
+        actual = _cached_sha256(path)
     except OSError as exc:
         raise SpecError("model.path: cannot read model file %s: %s" % (path, exc))
     if expected_sha256 is not None and actual != expected_sha256:
@@ -36,3 +40,11 @@ def verify_model_file(path: str, expected_sha256: Optional[str]) -> str:
             % (path, expected_sha256, actual)
         )
     return actual
+
+
+def _cached_sha256(path: str) -> str:
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        _digests[key] = sha256_file(path)
+    return _digests[key]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "tests" / "fixtures" / "models"
@@ -42,6 +43,25 @@ def run_agent(*args: str, stdin: Optional[str] = None, timeout_s: float = 60.0) 
 
 def run_spec(spec: Dict[str, Any], timeout_s: float = 60.0) -> AgentRun:
     return run_agent("run", "-", stdin=json.dumps(spec), timeout_s=timeout_s)
+
+
+def sigterm_after(args: List[str], stdin: str, expect: List[str]) -> Tuple[List[Dict[str, Any]], int]:
+    """Start the agent with ``args``, write ``stdin``, read the events named in ``expect`` (in order), then
+    send SIGTERM: the events written after that, and the exit code."""
+    proc = subprocess.Popen([sys.executable, "-m", "device_agent", *args], cwd=str(REPO), env=agent_env(),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.flush()
+        for name in expect:
+            assert json.loads(proc.stdout.readline())["event"] == name
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return [json.loads(line) for line in rest.splitlines()], proc.returncode
 
 
 def fixture_model(dtype: str) -> Dict[str, Any]:

@@ -5,14 +5,11 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import signal
-import subprocess
-import sys
 
 import pytest
 
 from device_agent.affinity import available_cpus
-from tests.agent.agent_proc import REPO, agent_env, fixture_model, job_spec, run_agent, run_spec
+from tests.agent.agent_proc import fixture_model, job_spec, run_agent, run_spec, sigterm_after
 
 COMMON = ("v", "event", "job_id", "t_mono_ns", "t_wall_ns")
 CPU = 1 if 1 in available_cpus() else min(available_cpus())
@@ -160,18 +157,7 @@ def test_sigterm_during_measurement_is_a_retryable_error(tmp_path):
                     rules={"warmup_runs": 0, "min_count": 1, "min_duration_s": 20.0, "max_duration_s": 30.0})
     spec_path = tmp_path / "spec.json"
     spec_path.write_text(json.dumps(spec))
-    proc = subprocess.Popen([sys.executable, "-m", "device_agent", "run", str(spec_path)], cwd=str(REPO),
-                            env=agent_env(), stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        first = json.loads(proc.stdout.readline())
-        assert first["event"] == "started"
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    events = [json.loads(line) for line in rest.splitlines()]
+    events, code = sigterm_after(["run", str(spec_path)], "", ["started"])
     assert events[-1]["event"] == "error" and events[-1]["error"] == "Interrupted"
     assert events[-1]["retryable"] is True
-    assert proc.returncode == 3
+    assert code == 3
