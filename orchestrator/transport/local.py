@@ -2,29 +2,31 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import AgentError
 from orchestrator.provision.runner import BoardFacts
-from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
+from orchestrator.transport.agent import AgentOutcome, EventCallback
 from orchestrator.transport.clock import SAME_CLOCK, ClockOffset
+from orchestrator.transport.served import AgentServer, ServerStreams
 
 
 class LocalTransport:
     def __init__(self, facts: BoardFacts):
         self.facts = facts
+        self._server: AgentServer | None = None
 
     def clock_offset(self, probes: int = 16) -> ClockOffset:
         return SAME_CLOCK  # the agent reads this very machine's CLOCK_MONOTONIC
 
     def close(self) -> None:
-        pass
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     def run(self, command: str, timeout_s: float = 60.0) -> str:
         proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout_s)
@@ -34,47 +36,49 @@ class LocalTransport:
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = self.facts.agent_dir
-        env["PYTHONDONTWRITEBYTECODE"] = "1"
-        outcome = AgentOutcome()
-        sink = LineSink(outcome, on_event)
+        if self._server is None or not self._server.alive:
+            self._server = self._start_server()
+        outcome = self._server.request(command, spec, on_event, timeout_s)
+        if outcome.returncode is not None and outcome.returncode < 0 and outcome.summary is None:
+            outcome.stderr_tail += f"\n(ended by signal {-outcome.returncode})"
+        return outcome
+
+    def _start_server(self) -> AgentServer:
+        env = dict(os.environ, PYTHONPATH=self.facts.agent_dir, PYTHONDONTWRITEBYTECODE="1")
         try:
-            proc = subprocess.Popen(
-                [self.facts.python, "-m", "device_agent", command, "-"],
-                cwd=self.facts.agent_dir,
-                env=env,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
+            proc = subprocess.Popen([self.facts.python, "-m", "device_agent", "serve"], cwd=self.facts.agent_dir,
+                                    env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise AgentError(f"{self.facts.board}: cannot start the agent: {exc}", retryable=False) from None
-        stderr_chunks: list[str] = []
-        reader = threading.Thread(target=lambda: stderr_chunks.append(proc.stderr.read()), daemon=True)
-        reader.start()
-        timer = threading.Timer(timeout_s, proc.kill)
-        timer.start()
-        try:
+
+        def send(data: bytes) -> None:
             try:
-                proc.stdin.write(json.dumps(spec))
-                proc.stdin.close()
+                proc.stdin.write(data)
+                proc.stdin.flush()
             except BrokenPipeError:
-                pass  # the agent died before reading its spec; its stderr says why
-            for line in proc.stdout:
-                sink.feed(line)
-            outcome.returncode = proc.wait()
-        finally:
-            timer.cancel()
-            if proc.poll() is None:
+                pass  # it died: its stdout ends and the request reports how
+
+        def terminate(pid: int | None) -> None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            reader.join(timeout=5)
-        outcome.stderr_tail = "".join(stderr_chunks)[-4000:]
-        if outcome.returncode == -9 and outcome.summary is None:
-            outcome.stderr_tail += f"\n(killed after the {timeout_s:.0f} s job timeout)"
-        return outcome
+
+        def close() -> None:
+            try:
+                proc.stdin.close()
+            except BrokenPipeError:
+                pass
+            try:
+                proc.wait(timeout=10)  # between two requests it exits at once
+            except subprocess.TimeoutExpired:
+                terminate(proc.pid)
+
+        streams = ServerStreams(send=send, stdout=proc.stdout, stderr=proc.stderr, exit_status=proc.wait,
+                                terminate=terminate, close=close)
+        return AgentServer(self.facts.board, streams, start_timeout_s=120.0)
 
     def fetch(self, remote_path: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)

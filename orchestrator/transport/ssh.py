@@ -1,14 +1,13 @@
 """Transport to a board over SSH (fabric), with strict host keys and classified errors.
 
-The job spec is uploaded over SFTP next to the job's outputs (so the board
-keeps what it was asked to do), the agent runs with its events streaming
-back line by line, and files come back over SFTP.
+Jobs go to one serving agent per board (``device_agent serve`` on an SSH
+channel kept open, orchestrator.transport.served); their events stream back
+line by line, the agent keeps each spec next to the job's outputs, and files
+come back over SFTP.
 """
 
 from __future__ import annotations
 
-import io
-import json
 import os
 import shlex
 from pathlib import Path
@@ -16,12 +15,13 @@ from typing import Any
 
 import paramiko
 from fabric import Connection
-from invoke.exceptions import CommandTimedOut, UnexpectedExit
+from invoke.exceptions import UnexpectedExit
 
 from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, SocfarmError, StableError, TransientError
-from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink, agent_command
+from orchestrator.transport.agent import AgentOutcome, EventCallback, agent_command
 from orchestrator.transport.clock import PROBE_SCRIPT, ClockOffset, estimate_offset
+from orchestrator.transport.served import AgentServer, ServerStreams
 
 
 class BoardUnreachable(TransientError):
@@ -82,32 +82,13 @@ def connect(board: Board) -> Connection:
     return conn
 
 
-class _EventStream(io.TextIOBase):
-    """A writable stream that cuts the agent's stdout into lines for a LineSink."""
-
-    def __init__(self, sink: LineSink):
-        self.sink = sink
-        self.buffer = ""
-
-    def write(self, text: str) -> int:
-        self.buffer += text
-        while "\n" in self.buffer:
-            line, self.buffer = self.buffer.split("\n", 1)
-            self.sink.feed(line)
-        return len(text)
-
-    def flush_rest(self) -> None:
-        if self.buffer:
-            self.sink.feed(self.buffer)
-            self.buffer = ""
-
-
 class SshTransport:
     def __init__(self, board: Board, python: str, agent_dir: str):
         self.board = board
         self.python = python
         self.agent_dir = agent_dir
         self._conn: Connection | None = None
+        self._server: AgentServer | None = None
 
     @property
     def conn(self) -> Connection:
@@ -116,6 +97,9 @@ class SshTransport:
         return self._conn
 
     def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -162,29 +146,51 @@ class SshTransport:
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:
-        outcome = AgentOutcome()
-        out_dir = spec["output_dir"]
-        spec_path = f"{out_dir}/spec.json"
-        stream = _EventStream(LineSink(outcome, on_event))
-        # one exec request: the spec is written by the same command (kept on the board with the job's files)
-        agent = (
-            f"mkdir -p {shlex.quote(out_dir)} && printf '%s' {shlex.quote(json.dumps(spec))} > {shlex.quote(spec_path)}"
-            f" && {agent_command(self.python, self.agent_dir, command, spec_path)}"
-        )
+        doing = f"running job {spec.get('job_id')}"
         try:
-            result = self.conn.run(agent, hide=True, warn=True, timeout=timeout_s, in_stream=False,
-                                   out_stream=stream)
-        except CommandTimedOut as exc:
-            self.close()  # closing the session ends the remote agent with SIGHUP
-            raise AgentError(f"{self.board.name}: job {spec.get('job_id')} did not end within {timeout_s:.0f} s",
-                             retryable=True, error_class="JobTimeout") from exc
+            if self._server is None or not self._server.alive:
+                self._server = self._start_server()
+            outcome = self._server.request(command, spec, on_event, timeout_s)
+        except AgentError:
+            raise
         except Exception as exc:  # noqa: BLE001
             self.close()
-            raise classify(self.board, exc, f"running job {spec.get('job_id')}") from exc
-        stream.flush_rest()
-        outcome.returncode = result.exited
-        outcome.stderr_tail = result.stderr[-4000:]
+            raise classify(self.board, exc, doing) from exc
+        if outcome.returncode == -1 and not self._connected():  # no exit status, and the link is down
+            self.close()
+            raise BoardUnreachable(f"{self.board.name} ({self.board.address}): {doing}: the SSH session died "
+                                   "(no exit status)")
         return outcome
+
+    def _connected(self) -> bool:
+        transport = self._conn.client.get_transport() if self._conn is not None else None
+        return transport is not None and transport.is_active()
+
+    def _start_server(self) -> AgentServer:
+        """``device_agent serve`` on a channel of its own, for every job of this connection."""
+        timeout_s = self.board.ssh.connect_timeout_s
+        channel = self.conn.client.get_transport().open_session(timeout=timeout_s)
+        channel.exec_command(agent_command(self.python, self.agent_dir, "serve"))
+
+        def exit_status() -> int | None:
+            return channel.recv_exit_status() if channel.status_event.wait(timeout_s) else -1
+
+        def terminate(pid: int | None) -> None:
+            channel.close()
+            conn = self._conn
+            if pid is not None and conn is not None and conn.is_connected:
+                try:  # SIGTERM: the agent restores the board's frequencies on its way out
+                    conn.run(f"kill -TERM {int(pid)}", hide=True, warn=True, timeout=timeout_s, in_stream=False)
+                except Exception:  # noqa: BLE001 - best effort: the board may be gone
+                    pass
+
+        def close() -> None:
+            channel.close()  # its stdin ends: the server exits
+
+        streams = ServerStreams(send=channel.sendall, stdout=channel.makefile("rb"),
+                                stderr=channel.makefile_stderr("rb"), exit_status=exit_status,
+                                terminate=terminate, close=close)
+        return AgentServer(self.board.name, streams, start_timeout_s=max(60.0, 4 * timeout_s))
 
     def fetch(self, remote_path: str, local_path: Path) -> None:
         local_path.parent.mkdir(parents=True, exist_ok=True)

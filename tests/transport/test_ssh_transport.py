@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import sys
+import time
 
 import pytest
 
@@ -46,10 +49,53 @@ def test_agent_job_over_ssh_streams_events_and_fetches_a_verified_trace(transpor
 
 def test_agent_spec_error_comes_back_as_a_stable_agent_error(transport, tmp_path):
     outcome = transport.run_agent(spec(tmp_path, min_count=-3), None, timeout_s=60)
-    assert outcome.returncode == 2
+    assert outcome.returncode is None  # the serving agent lives on
     with pytest.raises(AgentError) as info:
         outcome.raise_for_failure("lo")
     assert not info.value.retryable and "min_count" in str(info.value)
+    # ... and serves the next job, in the same process
+    again = transport.run_agent(dict(spec(tmp_path), job_id="ssh-2"), None, timeout_s=60)
+    assert again.raise_for_failure("lo")["verdict"] == "VALID"
+    assert again.started["pid"] == transport._server.pid
+
+
+def gone(pid, within_s=15.0):
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        if not os.path.exists(f"/proc/{pid}"):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_job_past_its_timeout_kills_the_agent_and_the_next_job_gets_a_new_one(transport, tmp_path):
+    transport.run_agent(dict(spec(tmp_path), job_id="first"), None, timeout_s=60).raise_for_failure("lo")
+    first_pid = transport._server.pid
+    long = {"min_count": 1, "min_duration_s": 30, "max_duration_s": 60}
+    with pytest.raises(AgentError) as info:
+        # silent (no progress events): only being killed ends it before its window does
+        transport.run_agent(dict(spec(tmp_path, **long), job_id="slow", progress_interval_s=1000), None, timeout_s=1.5)
+    assert info.value.error_class == "JobTimeout" and info.value.retryable
+    assert gone(first_pid), "the overrunning agent still runs on the board"
+    after = transport.run_agent(dict(spec(tmp_path), job_id="next"), None, timeout_s=60)
+    assert after.raise_for_failure("lo")["verdict"] == "VALID"
+    assert after.started["pid"] != first_pid
+
+
+def test_an_agent_killed_midway_is_an_agent_died_error(transport, tmp_path):
+    job = dict(spec(tmp_path, min_count=1, min_duration_s=30, max_duration_s=60), job_id="victim")
+
+    def on_event(event):
+        if event["event"] == "started":
+            os.kill(event["pid"], signal.SIGKILL)
+
+    outcome = transport.run_agent(job, on_event, timeout_s=60)
+    assert outcome.summary is None and outcome.returncode is not None
+    with pytest.raises(AgentError) as info:
+        outcome.raise_for_failure("lo")
+    assert info.value.error_class == "AgentDied" and info.value.retryable
+    # the connection is fine: the next job starts a new agent
+    assert transport.run_agent(dict(spec(tmp_path), job_id="after"), None, 60).raise_for_failure("lo")
 
 
 def test_clock_offset_of_the_same_machine_is_near_zero(transport):

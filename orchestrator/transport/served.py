@@ -1,0 +1,155 @@
+"""One ``device_agent serve`` process per board, kept for the board's whole share of a sweep.
+
+Started once (a login shell, a Python start and the imports of numpy and the
+interpreter module, paid once instead of per job), it takes one request per
+line on stdin and answers with the events ``run`` would write, ended by the
+request's ``summary`` or ``error`` (docs/agent-protocol.md, "Serving"). The
+transports give it the process's three streams; it does not care whether
+they come from an SSH channel or a local pipe.
+
+A request that does not end within its timeout kills the server (its
+frequencies are restored by the agent's SIGTERM path); the next request
+starts a new one.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import IO, Any, Callable
+
+from orchestrator.errors import AgentError
+from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
+
+_EOF = object()
+TERMINAL = ("summary", "error")
+
+
+@dataclass
+class ServerStreams:
+    """The serving process as the transport started it."""
+
+    send: Callable[[bytes], None]  # write to its stdin
+    stdout: IO[bytes]
+    stderr: IO[bytes]
+    exit_status: Callable[[], int | None]  # after its stdout ended: its exit code (-1: the session died)
+    terminate: Callable[[int | None], None]  # stop it now (SIGTERM; its pid once known); must not raise
+    close: Callable[[], None]  # end its stdin and release the streams; must not raise
+
+
+class AgentServer:
+    def __init__(self, where: str, streams: ServerStreams, start_timeout_s: float):
+        self.where = where
+        self.streams = streams
+        self.pid: int | None = None
+        self.version: str | None = None
+        self._lines: queue.Queue[Any] = queue.Queue()
+        self._stderr: collections.deque[str] = collections.deque(maxlen=100)
+        self._ended = False
+        self._threads = [threading.Thread(target=self._pump_stdout, name=f"{where}-agent-out", daemon=True),
+                         threading.Thread(target=self._pump_stderr, name=f"{where}-agent-err", daemon=True)]
+        for t in self._threads:
+            t.start()
+        self._await_ready(start_timeout_s)
+
+    # -- life cycle -------------------------------------------------------------
+    @property
+    def alive(self) -> bool:
+        return not self._ended
+
+    def close(self) -> None:
+        """End its input: between two requests the server then exits by itself."""
+        self._ended = True
+        self.streams.close()
+
+    def kill(self) -> None:
+        """Stop it now (a request overran its timeout, or the server never became ready)."""
+        self._ended = True
+        self.streams.terminate(self.pid)
+        self.streams.close()
+
+    def _await_ready(self, timeout_s: float) -> None:
+        try:
+            line = self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise AgentError(f"{self.where}: the agent did not start serving within {timeout_s:.0f} s",
+                             retryable=True, error_class="AgentDied") from None
+        event = _parse(line) if line is not _EOF else None
+        if event is None or event.get("event") != "ready":
+            outcome = self._died(AgentOutcome())
+            detail = " | ".join(outcome.stderr_tail.strip().splitlines()[-5:])
+            raise AgentError(f"{self.where}: the agent did not start serving (exit code {outcome.returncode})"
+                             + (f": {detail}" if detail else ""), retryable=True, error_class="AgentDied")
+        self.pid = event.get("pid")
+        self.version = event.get("agent_version")
+
+    # -- requests ----------------------------------------------------------------
+    def request(self, command: str, spec: dict[str, Any], on_event: EventCallback | None,
+                timeout_s: float) -> AgentOutcome:
+        """Events of one request; ``returncode`` stays None while the server lives on. If the server ends
+        midway, the outcome has its exit code and stderr (the caller's ``raise_for_failure`` says so)."""
+        if self._ended:
+            raise AgentError(f"{self.where}: the agent server has ended", retryable=True, error_class="AgentDied")
+        outcome = AgentOutcome()
+        sink = LineSink(outcome, on_event)
+        self.streams.send((json.dumps({"command": command, "spec": spec}) + "\n").encode())
+        deadline = _Deadline(timeout_s)
+        while True:
+            try:
+                line = self._lines.get(timeout=deadline.left())
+            except queue.Empty:
+                self.kill()
+                raise AgentError(f"{self.where}: job {spec.get('job_id')} did not end within {timeout_s:.0f} s",
+                                 retryable=True, error_class="JobTimeout") from None
+            if line is _EOF:
+                return self._died(outcome)
+            before = len(outcome.events)
+            sink.feed(line)
+            if len(outcome.events) > before and outcome.events[-1].get("event") in TERMINAL:
+                return outcome
+
+    def _died(self, outcome: AgentOutcome) -> AgentOutcome:
+        self._ended = True
+        outcome.returncode = self.streams.exit_status()
+        self._threads[1].join(timeout=5)
+        outcome.stderr_tail = "".join(self._stderr)[-4000:]
+        self.streams.close()
+        return outcome
+
+    # -- reader threads ----------------------------------------------------------
+    def _pump_stdout(self) -> None:
+        try:
+            for raw in self.streams.stdout:
+                self._lines.put(raw.decode("utf-8", errors="replace"))
+        except (OSError, ValueError, EOFError):
+            pass  # the stream broke: the same as its end
+        finally:
+            self._lines.put(_EOF)
+
+    def _pump_stderr(self) -> None:
+        try:
+            for raw in self.streams.stderr:
+                self._stderr.append(raw.decode("utf-8", errors="replace"))
+        except (OSError, ValueError, EOFError):
+            pass
+
+
+class _Deadline:
+    def __init__(self, seconds: float):
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        return max(0.0, self._end - time.monotonic())
+
+
+def _parse(line: str) -> dict[str, Any] | None:
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    return event if isinstance(event, dict) else None
