@@ -63,7 +63,7 @@ def sweep(
     else:
         run, plan = None, prepare(experiments, inventory)
     if plan_only:
-        _print_plan(plan.jobs, results, as_json)
+        _print_plan(plan.jobs, results, as_json, plan.spec.idle_s, plan.spec.membw_mb)
         return
     if baseline and baseline != "last-good":
         results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
@@ -120,10 +120,10 @@ def _judge_regressions(store, run, baseline: str, junit: Optional[Path]) -> dict
     return {"baseline": base_id, "counts": dict(Counter(v.verdict for v in verdicts))}
 
 
-def _print_plan(jobs, store, as_json: bool) -> None:
+def _print_plan(jobs, store, as_json: bool, idle_s: float, membw_mb: float) -> None:
     from orchestrator.estimate import estimate
 
-    est = estimate(jobs, store)
+    est = estimate(jobs, store, idle_s, membw_mb)
     total_s = float(est["estimate_s"].max()) if len(est) else 0.0  # boards run in parallel
     if as_json:
         out.print_json(json.dumps({
@@ -139,10 +139,11 @@ def _print_plan(jobs, store, as_json: bool) -> None:
         table.add_row(j.job_id, j.board, j.component, ",".join(map(str, j.cpus)), j.model, j.dtype, str(j.repeat))
     out.print(table)
     per_board = Table(title="estimate (boards run in parallel, jobs on one board one after another)")
-    for col in ("board", "jobs", "estimate", "from history"):
+    for col in ("board", "jobs", "idle + bandwidth + start", "estimate", "from history"):
         per_board.add_column(col)
     for row in est.itertuples():
-        per_board.add_row(row.board, str(row.jobs), f"{row.estimate_s / 60:.1f} min", f"{row.from_history}/{row.jobs}")
+        per_board.add_row(row.board, str(row.jobs), f"{row.setup_s:.0f} s", f"{row.estimate_s / 60:.1f} min",
+                          f"{row.from_history}/{row.jobs}")
     out.print(per_board)
     out.print(f"total: about {total_s / 60:.1f} min", highlight=False)
 

@@ -1,4 +1,5 @@
-"""How long a plan will take: per job from earlier runs' throughput where known, else its minimum."""
+"""How long a plan will take: per job from earlier runs' throughput where known, else its minimum; per
+board, the measurements before its first job (idle power, memory bandwidth) and its start."""
 
 from __future__ import annotations
 
@@ -7,10 +8,16 @@ from collections import defaultdict
 import pandas as pd
 
 from orchestrator.jobs import Job
+from orchestrator.membw import cpu_components
 from orchestrator.results.store import Store
 
-# Model load, provisioning round trips and result transfer per job (seconds).
-JOB_OVERHEAD_S = 3.0
+# Per job beyond warm-up and window: request to the board's serving agent, model load, summary, trace
+# fetch, storing (benchmarks/sweep_scaling.py: 0.16 s on one virtual board, 0.6 s with eight on two cores).
+JOB_OVERHEAD_S = 0.6
+# Per board before its jobs: health check, clock probe, starting the serving agent.
+BOARD_START_S = 1.0
+# The bandwidth microbenchmark per CPU component at 32 MiB per array (0.5 s on a virtual board).
+MEMBW_S_PER_32MB = 0.5
 
 
 def known_throughput(store: Store) -> dict[tuple[str, str, str, str], float]:
@@ -36,16 +43,23 @@ def job_seconds(job: Job, rates: dict[tuple[str, str, str, str], float]) -> tupl
     return r.warmup_runs / ips + window + JOB_OVERHEAD_S, True
 
 
-def estimate(jobs: list[Job], store: Store) -> pd.DataFrame:
-    """Per board: jobs, estimated seconds, and how many estimates came from history."""
+def setup_seconds(jobs: list[Job], idle_s: float, membw_mb: float) -> float:
+    """One board's time before its first job: start, idle power, bandwidth of each CPU component."""
+    return BOARD_START_S + idle_s + len(cpu_components(jobs)) * MEMBW_S_PER_32MB * membw_mb / 32.0
+
+
+def estimate(jobs: list[Job], store: Store, idle_s: float = 0.0, membw_mb: float = 0.0) -> pd.DataFrame:
+    """Per board: jobs, estimated seconds (its setup, then its jobs), and how many job estimates came
+    from history."""
     rates = known_throughput(store)
-    per: dict[str, list[float]] = defaultdict(lambda: [0, 0.0, 0])
+    per: dict[str, list[Job]] = defaultdict(list)
     for job in jobs:
-        seconds, known = job_seconds(job, rates)
-        acc = per[job.board]
-        acc[0] += 1
-        acc[1] += seconds
-        acc[2] += int(known)
-    return pd.DataFrame(
-        [{"board": b, "jobs": n, "estimate_s": s, "from_history": k} for b, (n, s, k) in per.items()]
-    )
+        per[job.board].append(job)
+    rows = []
+    for board, board_jobs in per.items():
+        seconds = [job_seconds(job, rates) for job in board_jobs]
+        setup = setup_seconds(board_jobs, idle_s, membw_mb)
+        rows.append({"board": board, "jobs": len(board_jobs), "setup_s": setup,
+                     "estimate_s": setup + sum(s for s, _ in seconds),
+                     "from_history": sum(int(known) for _, known in seconds)})
+    return pd.DataFrame(rows)

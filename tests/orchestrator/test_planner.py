@@ -180,3 +180,19 @@ def test_unknown_key_in_a_rule(write):
     text = EXP.split("  - name: one")[0] + "    exclude: [{model: [x]}]\n"
     with pytest.raises(ConfigError, match=r"exp.yaml:10: experiments.0.exclude.0.model: unknown key"):
         planned(write, text)
+
+
+def test_estimate_adds_each_boards_setup_to_its_jobs(write, tmp_path):
+    from orchestrator.estimate import BOARD_START_S, JOB_OVERHEAD_S, MEMBW_S_PER_32MB, estimate
+    from orchestrator.results.store import Store
+
+    jobs = planned(write)
+    est = estimate(jobs, Store(tmp_path / "empty"), idle_s=3.0, membw_mb=64.0).set_index("board")
+    # b0 runs 24 jobs of "iso" on both CPU components; b1 also the one job of "one"
+    setup = BOARD_START_S + 3.0 + 2 * MEMBW_S_PER_32MB * 2
+    assert est.loc["b0", "setup_s"] == pytest.approx(setup)
+    assert est.loc["b0", "estimate_s"] == pytest.approx(setup + 24 * (0.5 + JOB_OVERHEAD_S))
+    assert est.loc["b1", "estimate_s"] == pytest.approx(setup + 24 * (0.5 + JOB_OVERHEAD_S) + 0.1 + JOB_OVERHEAD_S)
+    assert est["from_history"].sum() == 0
+    bare = estimate(jobs, Store(tmp_path / "empty")).set_index("board")  # no idle, no bandwidth
+    assert bare.loc["b0", "setup_s"] == pytest.approx(BOARD_START_S)
