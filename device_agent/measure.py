@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
 from device_agent.spec import Rules
-from device_agent.verdict import INVALID, VALID, Check, Verdict, judge  # noqa: F401 (re-exported)
+from device_agent.verdict import Verdict, judge
 
 PHASE_WARMUP = "warmup"
 PHASE_MEASURE = "measure"

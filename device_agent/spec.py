@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Tuple
 
 from device_agent.errors import SpecError
-from device_agent.spec_components import (  # noqa: F401 (COMPONENT_KINDS, ComponentSpec re-exported)
-    COMPONENT_KINDS,
+from device_agent.spec_components import (
     ComponentSpec,
     parse_component,
     parse_components,

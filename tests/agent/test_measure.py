@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from device_agent import measure as measure_mod
-from device_agent.measure import INVALID, VALID, judge, measure
+from device_agent.measure import measure
+from device_agent.verdict import INVALID, VALID, judge
 from device_agent.spec import Rules
 from device_agent.stats import throughput_ips
 from tests.agent.fakes import FakeBoard
