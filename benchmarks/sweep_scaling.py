@@ -130,7 +130,7 @@ def per_job_overhead(run_dir: Path, results: pd.DataFrame) -> float:
     for board, rows in results.groupby("board"):
         starts = [e["t_wall"] for e in events if e.get("board") == board and e.get("state") == "started"]
         ends = [e["t_wall"] for e in events if e.get("board") == board and e.get("state") == "done"]
-        worst = max(worst, (max(ends) - min(starts) - rows.duration_s.sum()) / len(rows))
+        worst = max(worst, float(max(ends) - min(starts) - rows.duration_s.sum()) / len(rows))
     return worst
 
 
