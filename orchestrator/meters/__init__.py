@@ -1,8 +1,10 @@
 """Power meters: drivers returning :class:`PowerTrace` objects on the controller clock.
 
 ``METERS`` maps the meter kind used in configuration files to its driver class.
-The virtual instrument (``orchestrator.meters.virtual_b2900``) is not imported
-here: only tests and local dry runs need it.
+The virtual instrument (``orchestrator.meters.virtual_b2900``, with its power
+sources in ``orchestrator.meters.activity`` and its SCPI parser in
+``orchestrator.meters.scpi_syntax``) is not imported here: only tests and local
+dry runs need it.
 """
 
 from __future__ import annotations

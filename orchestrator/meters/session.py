@@ -91,7 +91,8 @@ def open_meter(board: Board, ground_truth_dir: Path | None = None) -> Iterator[M
     with contextlib.ExitStack() as stack:
         resource = spec.resource
         if spec.kind == "virtual_b2900":
-            from orchestrator.meters.virtual_b2900 import CpuActivityPower, VirtualB2900
+            from orchestrator.meters.activity import CpuActivityPower
+            from orchestrator.meters.virtual_b2900 import VirtualB2900
 
             cpus = sorted({c for comp in board.components for c in comp.cpus})
             activity = stack.enter_context(CpuActivityPower(spec.idle_w, spec.per_cpu_active_w, cpus=cpus))

@@ -7,7 +7,8 @@ runs the very same code path against it as against a bench instrument
 
 Physics: the SMU sources a constant voltage ``V`` into the board and measures
 the current ``I(t) = P(t) / V`` (clamped to the current protection level),
-where ``P(t)`` comes from an :class:`ActivitySource`. Each reading is the mean
+where ``P(t)`` comes from an
+:class:`~orchestrator.meters.activity.ActivitySource`. Each reading is the mean
 of ``I`` over the aperture (several evaluations inside it), as an integrating
 ADC would give. For every acquisition the server also integrates ``V * I(t)``
 on a grid ten times finer than the trigger interval and keeps the result as
@@ -59,14 +60,15 @@ Fault injection: :meth:`VirtualB2900.stop` drops every client connection;
 :meth:`VirtualB2900.inject_disconnect_after` drops them after a number of
 points of the running (or next) acquisition.
 
+The SCPI syntax (mnemonics, parameters, error codes) is parsed by
+:mod:`orchestrator.meters.scpi_syntax`.
+
 Every loop here is bounded: the accept loop by ``max_lifetime_s``, connection
-loops by ``idle_timeout_s``, acquisitions by their point count, the CPU
-sampler by ``max_runtime_s``.
+loops by ``idle_timeout_s``, acquisitions by their point count.
 """
 
 from __future__ import annotations
 
-import bisect
 import json
 import math
 import re
@@ -76,15 +78,29 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, Sequence, runtime_checkable
+from typing import Callable
 
 import numpy as np
 
+from orchestrator.meters.activity import ActivitySource
+from orchestrator.meters.scpi_syntax import (
+    TOKEN_RE,
+    Node,
+    ScpiError,
+    compile_pattern,
+    fmt,
+    illegal,
+    keyword,
+    match,
+    number,
+    out_of_range,
+    split_commands,
+    split_params,
+    syntax,
+    undefined,
+)
+
 __all__ = [
-    "ActivitySource",
-    "ConstantPower",
-    "StepPower",
-    "CpuActivityPower",
     "GroundTruth",
     "VirtualB2900",
 ]
@@ -93,432 +109,6 @@ MAX_POINTS = 100_000
 ERROR_QUEUE_SIZE = 10
 #: Value the instrument reports for a reading it could not take.
 NO_DATA = 9.91e37
-
-# ---------------------------------------------------------------------------
-# Activity sources: P(t) of the simulated board, on the monotonic clock.
-# ---------------------------------------------------------------------------
-
-
-@runtime_checkable
-class ActivitySource(Protocol):
-    """The board's power draw as a function of ``time.monotonic()`` seconds."""
-
-    def power_w(self, t_mono_s: float) -> float: ...
-
-
-class ConstantPower:
-    """A board drawing a constant power."""
-
-    def __init__(self, watts: float):
-        self.watts = float(watts)
-
-    def power_w(self, t_mono_s: float) -> float:
-        return self.watts
-
-    def __repr__(self) -> str:
-        return f"ConstantPower({self.watts!r})"
-
-
-class StepPower:
-    """Piecewise-constant power: ``initial_w`` until the first step, then each
-    ``(t_mono_s, watts)`` step holds from its time (inclusive) to the next."""
-
-    def __init__(self, initial_w: float, steps: Iterable[tuple[float, float]] = ()):
-        self.initial_w = float(initial_w)
-        pairs = sorted((float(t), float(w)) for t, w in steps)
-        self._times = [t for t, _ in pairs]
-        self._watts = [w for _, w in pairs]
-
-    @property
-    def steps(self) -> list[tuple[float, float]]:
-        return list(zip(self._times, self._watts))
-
-    def power_w(self, t_mono_s: float) -> float:
-        i = bisect.bisect_right(self._times, t_mono_s)
-        return self.initial_w if i == 0 else self._watts[i - 1]
-
-    def __repr__(self) -> str:
-        return f"StepPower({self.initial_w!r}, {self.steps!r})"
-
-
-def _read_proc_stat(path: str) -> dict[int, tuple[int, int]]:
-    """Per-cpu ``(busy, total)`` jiffies from ``/proc/stat``."""
-    out: dict[int, tuple[int, int]] = {}
-    with open(path, "rb") as fh:
-        text = fh.read().decode("ascii", "replace")
-    for line in text.splitlines():
-        if not (line.startswith("cpu") and len(line) > 3 and line[3].isdigit()):
-            continue
-        parts = line.split()
-        cpu = int(parts[0][3:])
-        # user nice system idle iowait irq softirq steal [guest guest_nice]:
-        # guest time is already counted in user/nice, so only the first 8 add up.
-        vals = [int(v) for v in parts[1:9]]
-        vals += [0] * (8 - len(vals))
-        total = sum(vals)
-        idle = vals[3] + vals[4]
-        out[cpu] = (total - idle, total)
-    return out
-
-
-class CpuActivityPower:
-    """Board power that follows the real CPU activity of this machine.
-
-    A background thread reads the per-cpu jiffies of ``/proc/stat`` every
-    ``period_s`` (at most 100 Hz) and, for each interval, computes
-    ``P = idle_w + per_cpu_active_w * sum(utilisation of each selected cpu)``.
-    ``power_w(t)`` is that piecewise-constant power passed through a
-    first-order low-pass with time constant ``smoothing_s`` (the board's
-    power-delivery network; also tames the coarse jiffy resolution, jiffies
-    tick at USER_HZ, usually 100 Hz), evaluated analytically, so it is a
-    deterministic function of ``t`` once the interval holding ``t`` has been
-    sampled. A call for a time the sampler has not reached yet (but not in the
-    future) waits for it, at most ``settle_timeout_s``.
-
-    The sampler starts on first use (or :meth:`start`) and stops on
-    :meth:`stop` or by itself after ``max_runtime_s``; the history is bounded
-    to ``history_s``. Times before the history hold its first value.
-    """
-
-    MIN_PERIOD_S = 0.01
-
-    def __init__(
-        self,
-        idle_w: float = 2.0,
-        per_cpu_active_w: float = 1.5,
-        cpus: Sequence[int] | None = None,
-        smoothing_s: float = 0.05,
-        *,
-        period_s: float = 0.01,
-        history_s: float = 600.0,
-        max_runtime_s: float = 3600.0,
-        settle_timeout_s: float | None = None,
-        proc_stat: str = "/proc/stat",
-    ):
-        self.idle_w = float(idle_w)
-        self.per_cpu_active_w = float(per_cpu_active_w)
-        self.smoothing_s = max(0.0, float(smoothing_s))
-        self.period_s = max(self.MIN_PERIOD_S, float(period_s))
-        self.max_runtime_s = float(max_runtime_s)
-        self.settle_timeout_s = (
-            float(settle_timeout_s) if settle_timeout_s is not None else 5 * self.period_s + 0.05
-        )
-        self._proc_stat = proc_stat
-        available = sorted(_read_proc_stat(proc_stat))
-        if cpus is None:
-            self.cpus = tuple(available)
-        else:
-            missing = sorted(set(cpus) - set(available))
-            if missing:
-                raise ValueError(f"cpus {missing} not in {proc_stat} (have {available})")
-            self.cpus = tuple(sorted(set(int(c) for c in cpus)))
-        self._max_len = max(16, int(float(history_s) / self.period_s))
-        self._cond = threading.Condition()
-        self._start_lock = threading.Lock()
-        self._stop_evt = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._alive = False
-        self._t: list[float] = []  # sample instants
-        self._p: list[float] = []  # raw power over (t[i-1], t[i]]
-        self._f: list[float] = []  # filtered power at t[i]
-        self._last_util: dict[int, float] = {c: 0.0 for c in self.cpus}
-
-    # -- lifecycle --------------------------------------------------------
-    def start(self) -> "CpuActivityPower":
-        with self._start_lock:
-            if self._thread is not None:
-                return self
-            r0 = _read_proc_stat(self._proc_stat)
-            time.sleep(self.period_s)
-            t1 = time.monotonic()
-            r1 = _read_proc_stat(self._proc_stat)
-            p = self._power_from(r0, r1)
-            with self._cond:
-                self._t, self._p, self._f = [t1], [p], [p]
-                self._alive = True
-            self._stop_evt.clear()
-            self._thread = threading.Thread(
-                target=self._run, args=(r1, t1), name="cpu-activity-sampler", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop_evt.set()
-        th = self._thread
-        if th is not None and th is not threading.current_thread():
-            th.join(timeout=2.0)
-
-    def __enter__(self) -> "CpuActivityPower":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def running(self) -> bool:
-        return self._alive
-
-    def utilisation(self) -> dict[int, float]:
-        """Utilisation (0..1) of each selected cpu over the last interval."""
-        with self._cond:
-            return dict(self._last_util)
-
-    # -- sampling ---------------------------------------------------------
-    def _power_from(self, prev: dict[int, tuple[int, int]], cur: dict[int, tuple[int, int]]) -> float:
-        total_util = 0.0
-        for c in self.cpus:
-            b0, n0 = prev.get(c, (0, 0))
-            b1, n1 = cur.get(c, (0, 0))
-            dn = n1 - n0
-            if dn > 0:
-                u = min(1.0, max(0.0, (b1 - b0) / dn))
-                self._last_util[c] = u
-            else:  # no jiffy elapsed on this cpu: keep the previous estimate
-                u = self._last_util.get(c, 0.0)
-            total_util += u
-        return self.idle_w + self.per_cpu_active_w * total_util
-
-    def _run(self, prev: dict[int, tuple[int, int]], t_prev: float) -> None:
-        deadline = t_prev + self.max_runtime_s
-        next_t = t_prev + self.period_s
-        try:
-            while not self._stop_evt.is_set():
-                now = time.monotonic()
-                if now >= deadline:
-                    break
-                if next_t > now and self._stop_evt.wait(next_t - now):
-                    break
-                t = time.monotonic()
-                try:
-                    cur = _read_proc_stat(self._proc_stat)
-                except OSError:
-                    break
-                with self._cond:
-                    p = self._power_from(prev, cur)
-                    f_prev = self._f[-1]
-                    dt = t - self._t[-1]
-                    f = p if self.smoothing_s <= 0 else p + (f_prev - p) * math.exp(-dt / self.smoothing_s)
-                    self._t.append(t)
-                    self._p.append(p)
-                    self._f.append(f)
-                    if len(self._t) > self._max_len + 1024:
-                        drop = len(self._t) - self._max_len
-                        del self._t[:drop], self._p[:drop], self._f[:drop]
-                    self._cond.notify_all()
-                prev = cur
-                next_t += self.period_s
-                if next_t < t:  # fell behind (suspended?): resynchronise
-                    next_t = t + self.period_s
-        finally:
-            with self._cond:
-                self._alive = False
-                self._cond.notify_all()
-
-    # -- evaluation -------------------------------------------------------
-    def _eval(self, t: float) -> float:
-        ts = self._t
-        if t <= ts[0]:
-            return self._f[0]
-        i = bisect.bisect_left(ts, t)  # ts[i-1] < t <= ts[i]
-        if i >= len(ts):  # beyond the history: hold the last raw power
-            p, t_prev, f_prev = self._p[-1], ts[-1], self._f[-1]
-        else:
-            p, t_prev, f_prev = self._p[i], ts[i - 1], self._f[i - 1]
-        if self.smoothing_s <= 0:
-            return p
-        return p + (f_prev - p) * math.exp(-(t - t_prev) / self.smoothing_s)
-
-    def power_w(self, t_mono_s: float) -> float:
-        if self._thread is None:
-            self.start()
-        t = float(t_mono_s)
-        with self._cond:
-            if t > self._t[-1] and self._alive and t <= time.monotonic():
-                deadline = time.monotonic() + self.settle_timeout_s
-                while t > self._t[-1] and self._alive:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._cond.wait(remaining)
-            return self._eval(t)
-
-    def __repr__(self) -> str:
-        return (
-            f"CpuActivityPower(idle_w={self.idle_w}, per_cpu_active_w={self.per_cpu_active_w}, "
-            f"cpus={list(self.cpus)}, smoothing_s={self.smoothing_s})"
-        )
-
-
-# ---------------------------------------------------------------------------
-# SCPI plumbing
-# ---------------------------------------------------------------------------
-
-
-class _ScpiError(Exception):
-    def __init__(self, code: int, message: str):
-        super().__init__(f"{code},{message}")
-        self.code = code
-        self.message = message
-
-
-def _syntax() -> _ScpiError:
-    return _ScpiError(-102, "Syntax error")
-
-
-def _undefined() -> _ScpiError:
-    return _ScpiError(-113, "Undefined header")
-
-
-def _out_of_range() -> _ScpiError:
-    return _ScpiError(-222, "Data out of range")
-
-
-def _illegal() -> _ScpiError:
-    return _ScpiError(-224, "Illegal parameter value")
-
-
-class _Abandon(Exception):
-    """The connection went away while a query was waiting."""
-
-
-@dataclass(frozen=True)
-class _Node:
-    short: str
-    long: str
-    optional: bool
-
-    def matches(self, token: str) -> bool:
-        return token == self.short or token == self.long
-
-
-def _mnemonic(spec: str) -> tuple[str, str]:
-    """``"SENSe"`` -> ``("SENS", "SENSE")``: short form = the upper-case letters."""
-    short = "".join(ch for ch in spec if not ch.islower())
-    return short.upper(), spec.upper()
-
-
-def _compile(pattern: str) -> tuple[_Node, ...]:
-    nodes = []
-    for m in re.finditer(r"(\[)?:([A-Za-z]+)\]?", pattern):
-        short, long = _mnemonic(m.group(2))
-        nodes.append(_Node(short, long, optional=m.group(1) is not None))
-    return tuple(nodes)
-
-
-def _match(tokens: Sequence[str], nodes: Sequence[_Node]) -> bool:
-    # Iterative search over (token index, node index); patterns are short.
-    stack = [(0, 0)]
-    seen = set()
-    while stack:
-        i, j = stack.pop()
-        if (i, j) in seen:
-            continue
-        seen.add((i, j))
-        if j == len(nodes):
-            if i == len(tokens):
-                return True
-            continue
-        node = nodes[j]
-        if node.optional:
-            stack.append((i, j + 1))
-        if i < len(tokens) and node.matches(tokens[i]):
-            stack.append((i + 1, j + 1))
-    return False
-
-
-def _keyword(param: str, *specs: str) -> str:
-    """Match a character parameter against mnemonic specs; returns the short form."""
-    p = param.strip().upper()
-    for spec in specs:
-        short, long = _mnemonic(spec)
-        if p == short or p == long:
-            return short
-    raise _illegal()
-
-
-_NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-
-
-def _number(param: str, lo: float, hi: float, default: float | None = None) -> float:
-    p = param.strip()
-    up = p.upper()
-    if up in ("MIN", "MINIMUM"):
-        return lo
-    if up in ("MAX", "MAXIMUM"):
-        return hi
-    if up in ("DEF", "DEFAULT") and default is not None:
-        return default
-    if not _NUMBER_RE.fullmatch(p):
-        if p and (p[0].isdigit() or p[0] in "+-."):
-            raise _ScpiError(-121, "Invalid character in number")
-        raise _ScpiError(-104, "Data type error")
-    v = float(p)
-    if not (lo <= v <= hi):
-        raise _out_of_range()
-    return v
-
-
-def _split_params(text: str) -> list[str]:
-    """Split a parameter list on commas outside quotes and parentheses."""
-    text = text.strip()
-    if not text:
-        return []
-    out, cur, quote, depth = [], [], "", 0
-    for ch in text:
-        if quote:
-            cur.append(ch)
-            if ch == quote:
-                quote = ""
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth -= 1
-            if depth < 0:
-                raise _syntax()
-        elif ch == "," and depth == 0:
-            out.append("".join(cur).strip())
-            cur = []
-            continue
-        cur.append(ch)
-    if quote or depth:
-        raise _syntax()
-    out.append("".join(cur).strip())
-    if any(p == "" for p in out):
-        raise _syntax()
-    return out
-
-
-def _split_commands(line: str) -> list[str]:
-    """Split a program message on ``;`` outside quotes and parentheses."""
-    out, cur, quote, depth = [], [], "", 0
-    for ch in line:
-        if quote:
-            if ch == quote:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch
-        elif ch == "(":
-            depth += 1
-        elif ch == ")":
-            depth = max(0, depth - 1)
-        elif ch == ";" and depth == 0:
-            out.append("".join(cur))
-            cur = []
-            continue
-        cur.append(ch)
-    out.append("".join(cur))
-    return out
-
-
-_TOKEN_RE = re.compile(r"([A-Za-z][A-Za-z_]*?)(\d*)")
-
-
-def _fmt(v: float) -> str:
-    return f"{v:+.6E}"
 
 
 # ---------------------------------------------------------------------------
@@ -616,6 +206,11 @@ class _Connection:
             self.sock.close()
         except OSError:
             pass
+
+
+class _Abandon(Exception):
+    """The connection went away while a query was waiting."""
+
 
 
 # ---------------------------------------------------------------------------
@@ -853,7 +448,7 @@ class VirtualB2900:
             return None
         replies: list[bytes] = []
         path: list[str] = []
-        for i, raw in enumerate(_split_commands(line)):
+        for i, raw in enumerate(split_commands(line)):
             cmd = raw.strip()
             if not cmd:
                 if i == 0:
@@ -863,7 +458,7 @@ class VirtualB2900:
             self.commands_received += 1
             try:
                 reply, path = self._execute(cmd, path, first=(i == 0), conn=conn)
-            except _ScpiError as e:
+            except ScpiError as e:
                 self._push_error(e.code, e.message)
                 if -199 <= e.code <= -100:  # command errors: rest of the message is discarded
                     break
@@ -882,71 +477,71 @@ class VirtualB2900:
     def _execute(self, cmd: str, path: list[str], *, first: bool, conn: _Connection):
         m = re.match(r"(\S+)(?:\s+(.*))?$", cmd, re.S)
         if not m:
-            raise _syntax()
+            raise syntax()
         header, param_text = m.group(1), (m.group(2) or "")
         is_query = header.endswith("?")
         if is_query:
             header = header[:-1]
         if "?" in header:
-            raise _syntax()
-        params = _split_params(param_text)
+            raise syntax()
+        params = split_params(param_text)
 
         if header.startswith("*"):
             name = header[1:].upper()
             if not re.fullmatch(r"[A-Z]+", name):
-                raise _syntax()
+                raise syntax()
             handler = self._COMMON.get((name, is_query))
             if handler is None:
-                raise _undefined()
+                raise undefined()
             return handler(self, params, conn), path
 
         absolute = header.startswith(":") or first
         parts = header[1:].split(":") if header.startswith(":") else header.split(":")
         tokens: list[str] = []
         for part in parts:
-            tm = _TOKEN_RE.fullmatch(part)
+            tm = TOKEN_RE.fullmatch(part)
             if not tm:
-                raise _syntax()
+                raise syntax()
             name, suffix = tm.group(1).upper(), tm.group(2)
             if suffix and int(suffix) != 1:
-                raise _ScpiError(-114, "Header suffix out of range")
+                raise ScpiError(-114, "Header suffix out of range")
             tokens.append(name)
         if not absolute:
             tokens = path + tokens
         new_path = tokens[:-1]
         for nodes, setter, getter in self._TREE:
-            if _match(tokens, nodes):
+            if match(tokens, nodes):
                 fn = getter if is_query else setter
                 if fn is None:
-                    raise _undefined()
+                    raise undefined()
                 return fn(self, params, conn), new_path
-        raise _undefined()
+        raise undefined()
 
     # -- helpers for handlers ------------------------------------------------
     @staticmethod
     def _one(params: list[str]) -> str:
         if not params:
-            raise _ScpiError(-109, "Missing parameter")
+            raise ScpiError(-109, "Missing parameter")
         if len(params) > 1:
-            raise _ScpiError(-108, "Parameter not allowed")
+            raise ScpiError(-108, "Parameter not allowed")
         return params[0]
 
     @staticmethod
     def _none(params: list[str]) -> None:
         if params:
-            raise _ScpiError(-108, "Parameter not allowed")
+            raise ScpiError(-108, "Parameter not allowed")
 
     @staticmethod
     def _channels(params: list[str]) -> None:
         if not params:
             return
         if len(params) > 1:
-            raise _ScpiError(-108, "Parameter not allowed")
+            raise ScpiError(-108, "Parameter not allowed")
         m = re.fullmatch(r"\(\s*@\s*(\d+)\s*\)", params[0])
         if not m:
-            raise _ScpiError(-104, "Data type error")
+            raise ScpiError(-104, "Data type error")
         if int(m.group(1)) != 1:
-            raise _illegal()
+            raise illegal()
 
     @staticmethod
     def _reply(text: str) -> bytes:
@@ -954,7 +549,7 @@ class VirtualB2900:
 
     def _format_values(self, values: np.ndarray, s: _Settings) -> bytes:
         if s.data_format == "ASC":
-            return ",".join(_fmt(float(v)) for v in values).encode("ascii")
+            return ",".join(fmt(float(v)) for v in values).encode("ascii")
         dtype = "f8" if s.data_format == "REAL64" else "f4"
         order = ">" if s.byte_order == "NORM" else "<"
         payload = np.asarray(values, dtype=order + dtype).tobytes()
@@ -1009,14 +604,14 @@ class VirtualB2900:
                 setattr(self._settings, k, v)
 
     def _s_volt(self, params, conn):
-        self._set(voltage_v=_number(self._one(params), -210.0, 210.0, 0.0))
+        self._set(voltage_v=number(self._one(params), -210.0, 210.0, 0.0))
 
     def _q_volt(self, params, conn):
         self._none(params)
-        return self._reply(_fmt(self._settings.voltage_v))
+        return self._reply(fmt(self._settings.voltage_v))
 
     def _s_func_mode(self, params, conn):
-        self._set(source_mode=_keyword(self._one(params), "VOLTage"))
+        self._set(source_mode=keyword(self._one(params), "VOLTage"))
 
     def _q_func_mode(self, params, conn):
         self._none(params)
@@ -1029,7 +624,7 @@ class VirtualB2900:
         elif p in ("0", "OFF"):
             self._set(output_on=False)
         else:
-            raise _illegal()
+            raise illegal()
 
     def _q_outp(self, params, conn):
         self._none(params)
@@ -1037,16 +632,16 @@ class VirtualB2900:
 
     def _s_sense_func(self, params, conn):
         if not params:
-            raise _ScpiError(-109, "Missing parameter")
+            raise ScpiError(-109, "Missing parameter")
         funcs = []
         for p in params:
             inner = p.strip()
             if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "\"'":
                 inner = inner[1:-1]
             else:
-                raise _ScpiError(-104, "Data type error")
+                raise ScpiError(-104, "Data type error")
             for item in inner.split(","):
-                funcs.append(_keyword(item, "VOLTage", "CURRent"))
+                funcs.append(keyword(item, "VOLTage", "CURRent"))
         with self._lock:  # [:ON] enables the given functions, leaving the others on
             on = set(self._settings.sense_functions) | set(funcs)
             self._settings.sense_functions = tuple(f for f in ("VOLT", "CURR") if f in on)
@@ -1056,56 +651,56 @@ class VirtualB2900:
         return self._reply(",".join(f'"{f}"' for f in self._settings.sense_functions))
 
     def _s_prot(self, params, conn):
-        self._set(current_limit_a=_number(self._one(params), 1e-8, 3.03, 1e-4))
+        self._set(current_limit_a=number(self._one(params), 1e-8, 3.03, 1e-4))
 
     def _q_prot(self, params, conn):
         self._none(params)
-        return self._reply(_fmt(self._settings.current_limit_a))
+        return self._reply(fmt(self._settings.current_limit_a))
 
     def _s_aper(self, params, conn):
-        self._set(aperture_s=_number(self._one(params), 8e-6, 2.0, 0.02))
+        self._set(aperture_s=number(self._one(params), 8e-6, 2.0, 0.02))
 
     def _q_aper(self, params, conn):
         self._none(params)
-        return self._reply(_fmt(self._settings.aperture_s))
+        return self._reply(fmt(self._settings.aperture_s))
 
     def _s_trig_sour(self, params, conn):
-        self._set(trigger_source=_keyword(self._one(params), "AINT", "TIMer"))
+        self._set(trigger_source=keyword(self._one(params), "AINT", "TIMer"))
 
     def _q_trig_sour(self, params, conn):
         self._none(params)
         return self._reply(self._settings.trigger_source)
 
     def _s_trig_tim(self, params, conn):
-        self._set(trigger_timer_s=_number(self._one(params), 2e-5, 1e5, 1e-3))
+        self._set(trigger_timer_s=number(self._one(params), 2e-5, 1e5, 1e-3))
 
     def _q_trig_tim(self, params, conn):
         self._none(params)
-        return self._reply(_fmt(self._settings.trigger_timer_s))
+        return self._reply(fmt(self._settings.trigger_timer_s))
 
     def _s_trig_coun(self, params, conn):
-        self._set(trigger_count=int(round(_number(self._one(params), 1, MAX_POINTS, 1))))
+        self._set(trigger_count=int(round(number(self._one(params), 1, MAX_POINTS, 1))))
 
     def _q_trig_coun(self, params, conn):
         self._none(params)
         return self._reply(f"{self._settings.trigger_count:+d}")
 
     def _s_trac_feed(self, params, conn):
-        self._set(trace_feed=_keyword(self._one(params), "SENSe"))
+        self._set(trace_feed=keyword(self._one(params), "SENSe"))
 
     def _q_trac_feed(self, params, conn):
         self._none(params)
         return self._reply(self._settings.trace_feed)
 
     def _s_trac_poin(self, params, conn):
-        self._set(trace_points=int(round(_number(self._one(params), 1, MAX_POINTS, MAX_POINTS))))
+        self._set(trace_points=int(round(number(self._one(params), 1, MAX_POINTS, MAX_POINTS))))
 
     def _q_trac_poin(self, params, conn):
         self._none(params)
         return self._reply(f"{self._settings.trace_points:+d}")
 
     def _s_trac_cont(self, params, conn):
-        self._set(trace_control=_keyword(self._one(params), "NEXT", "NEVer"))
+        self._set(trace_control=keyword(self._one(params), "NEXT", "NEVer"))
 
     def _q_trac_cont(self, params, conn):
         self._none(params)
@@ -1113,18 +708,18 @@ class VirtualB2900:
 
     def _s_form(self, params, conn):
         if not params:
-            raise _ScpiError(-109, "Missing parameter")
+            raise ScpiError(-109, "Missing parameter")
         if len(params) > 2:
-            raise _ScpiError(-108, "Parameter not allowed")
-        kind = _keyword(params[0], "ASCii", "REAL")
+            raise ScpiError(-108, "Parameter not allowed")
+        kind = keyword(params[0], "ASCii", "REAL")
         if kind == "ASC":
             if len(params) != 1:
-                raise _ScpiError(-108, "Parameter not allowed")
+                raise ScpiError(-108, "Parameter not allowed")
             self._set(data_format="ASC")
             return
-        bits = int(_number(params[1], 32, 64)) if len(params) == 2 else 64
+        bits = int(number(params[1], 32, 64)) if len(params) == 2 else 64
         if bits not in (32, 64):
-            raise _out_of_range()
+            raise out_of_range()
         self._set(data_format=f"REAL{bits}")
 
     def _q_form(self, params, conn):
@@ -1133,7 +728,7 @@ class VirtualB2900:
         return self._reply("ASC" if f == "ASC" else f"REAL,{f[4:]}")
 
     def _s_bord(self, params, conn):
-        self._set(byte_order=_keyword(self._one(params), "NORMal", "SWAPped"))
+        self._set(byte_order=keyword(self._one(params), "NORMal", "SWAPped"))
 
     def _q_bord(self, params, conn):
         self._none(params)
@@ -1141,8 +736,8 @@ class VirtualB2900:
 
     def _s_elem(self, params, conn):
         if not params:
-            raise _ScpiError(-109, "Missing parameter")
-        chosen = {_keyword(p, "VOLTage", "CURRent", "TIME") for p in params}
+            raise ScpiError(-109, "Missing parameter")
+        chosen = {keyword(p, "VOLTage", "CURRent", "TIME") for p in params}
         self._set(elements=tuple(e for e in _ELEMENT_ORDER if e in chosen))
 
     def _q_elem(self, params, conn):
@@ -1154,7 +749,7 @@ class VirtualB2900:
         with self._lock:
             s = self._settings
             if s.trigger_source == "TIM" and s.aperture_s > s.trigger_timer_s:
-                raise _ScpiError(-221, "Settings conflict")
+                raise ScpiError(-221, "Settings conflict")
             self._abort_acquisition()
             s.output_on = True  # output auto-on at :INIT, as the instrument's default
             interval = s.trigger_timer_s if s.trigger_source == "TIM" else s.aperture_s + 1e-4
@@ -1177,7 +772,7 @@ class VirtualB2900:
         self._channels(params)
         acq = self._wait_done(conn)
         if acq is None or acq.count == 0:
-            raise _ScpiError(-230, "Data corrupt or stale")
+            raise ScpiError(-230, "Data corrupt or stale")
         with self._lock:
             s = self._settings
             n = acq.count
@@ -1188,7 +783,7 @@ class VirtualB2900:
             }
             elements = (element,) if element else s.elements
             if not elements:
-                raise _ScpiError(-221, "Settings conflict")
+                raise ScpiError(-221, "Settings conflict")
             data = np.column_stack([columns[e] for e in elements]).reshape(-1)
             return self._format_values(data, s)
 
@@ -1223,30 +818,30 @@ class VirtualB2900:
             code, msg = self._errors.popleft() if self._errors else (0, "No error")
         return self._reply(f'{code:+d},"{msg}"')
 
-    _TREE: list[tuple[tuple[_Node, ...], Callable | None, Callable | None]] = [
-        (_compile("[:SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]"), _s_volt, _q_volt),
-        (_compile("[:SOURce]:FUNCtion:MODE"), _s_func_mode, _q_func_mode),
-        (_compile(":OUTPut[:STATe]"), _s_outp, _q_outp),
-        (_compile("[:SENSe]:FUNCtion[:ON]"), _s_sense_func, _q_sense_func),
-        (_compile("[:SENSe]:CURRent[:DC]:PROTection[:LEVel]"), _s_prot, _q_prot),
-        (_compile("[:SENSe]:CURRent[:DC]:APERture"), _s_aper, _q_aper),
-        (_compile(":TRIGger[:ALL]:SOURce"), _s_trig_sour, _q_trig_sour),
-        (_compile(":TRIGger[:ALL]:TIMer"), _s_trig_tim, _q_trig_tim),
-        (_compile(":TRIGger[:ALL]:COUNt"), _s_trig_coun, _q_trig_coun),
-        (_compile(":TRACe:FEED"), _s_trac_feed, _q_trac_feed),
-        (_compile(":TRACe:POINts"), _s_trac_poin, _q_trac_poin),
-        (_compile(":TRACe:FEED:CONTrol"), _s_trac_cont, _q_trac_cont),
-        (_compile(":INITiate[:IMMediate][:ALL]"), _s_init, None),
-        (_compile(":ABORt[:ALL]"), _s_abor, None),
-        (_compile(":FORMat[:DATA]"), _s_form, _q_form),
-        (_compile(":FORMat:BORDer"), _s_bord, _q_bord),
-        (_compile(":FORMat:ELEMents:SENSe"), _s_elem, _q_elem),
-        (_compile(":FETCh:ARRay"), None, _q_fetch_all),
-        (_compile(":FETCh:ARRay:CURRent[:DC]"), None, _q_fetch_curr),
-        (_compile(":FETCh:ARRay:VOLTage[:DC]"), None, _q_fetch_volt),
-        (_compile(":FETCh:ARRay:TIME"), None, _q_fetch_time),
-        (_compile(":MEASure:CURRent[:DC]"), None, _q_meas_curr),
-        (_compile(":SYSTem:ERRor[:NEXT]"), None, _q_syst_err),
+    _TREE: list[tuple[tuple[Node, ...], Callable | None, Callable | None]] = [
+        (compile_pattern("[:SOURce]:VOLTage[:LEVel][:IMMediate][:AMPLitude]"), _s_volt, _q_volt),
+        (compile_pattern("[:SOURce]:FUNCtion:MODE"), _s_func_mode, _q_func_mode),
+        (compile_pattern(":OUTPut[:STATe]"), _s_outp, _q_outp),
+        (compile_pattern("[:SENSe]:FUNCtion[:ON]"), _s_sense_func, _q_sense_func),
+        (compile_pattern("[:SENSe]:CURRent[:DC]:PROTection[:LEVel]"), _s_prot, _q_prot),
+        (compile_pattern("[:SENSe]:CURRent[:DC]:APERture"), _s_aper, _q_aper),
+        (compile_pattern(":TRIGger[:ALL]:SOURce"), _s_trig_sour, _q_trig_sour),
+        (compile_pattern(":TRIGger[:ALL]:TIMer"), _s_trig_tim, _q_trig_tim),
+        (compile_pattern(":TRIGger[:ALL]:COUNt"), _s_trig_coun, _q_trig_coun),
+        (compile_pattern(":TRACe:FEED"), _s_trac_feed, _q_trac_feed),
+        (compile_pattern(":TRACe:POINts"), _s_trac_poin, _q_trac_poin),
+        (compile_pattern(":TRACe:FEED:CONTrol"), _s_trac_cont, _q_trac_cont),
+        (compile_pattern(":INITiate[:IMMediate][:ALL]"), _s_init, None),
+        (compile_pattern(":ABORt[:ALL]"), _s_abor, None),
+        (compile_pattern(":FORMat[:DATA]"), _s_form, _q_form),
+        (compile_pattern(":FORMat:BORDer"), _s_bord, _q_bord),
+        (compile_pattern(":FORMat:ELEMents:SENSe"), _s_elem, _q_elem),
+        (compile_pattern(":FETCh:ARRay"), None, _q_fetch_all),
+        (compile_pattern(":FETCh:ARRay:CURRent[:DC]"), None, _q_fetch_curr),
+        (compile_pattern(":FETCh:ARRay:VOLTage[:DC]"), None, _q_fetch_volt),
+        (compile_pattern(":FETCh:ARRay:TIME"), None, _q_fetch_time),
+        (compile_pattern(":MEASure:CURRent[:DC]"), None, _q_meas_curr),
+        (compile_pattern(":SYSTem:ERRor[:NEXT]"), None, _q_syst_err),
     ]
 
     # -- acquisition ------------------------------------------------------
@@ -1266,7 +861,7 @@ class VirtualB2900:
             if self._stopping.is_set() or conn.dropped.is_set():
                 raise _Abandon()
             if time.monotonic() > deadline:
-                raise _ScpiError(-230, "Data corrupt or stale")
+                raise ScpiError(-230, "Data corrupt or stale")
         return acq
 
     def _current_at(self, t: float, voltage: float, limit: float, output_on: bool) -> float:

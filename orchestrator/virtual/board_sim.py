@@ -279,7 +279,8 @@ class BoardSimulator:
     def power_w(self, t_mono_s: float | None = None) -> float:
         """Whole-board supply power now (what a meter at the barrel jack sees).
 
-        Matches the virtual meter's ``ActivitySource`` protocol; the time
+        Matches the virtual meter's ``ActivitySource`` protocol
+        (:mod:`orchestrator.meters.activity`); the time
         argument is accepted for that and ignored (the value is the latest).
         """
         with self._lock:

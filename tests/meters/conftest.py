@@ -7,7 +7,8 @@ import contextlib
 import pytest
 import pyvisa
 
-from orchestrator.meters.virtual_b2900 import ConstantPower, VirtualB2900
+from orchestrator.meters.activity import ConstantPower
+from orchestrator.meters.virtual_b2900 import VirtualB2900
 
 # Short settings keep every acquisition well under a second.
 APERTURE_S = 1e-3

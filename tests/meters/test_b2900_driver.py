@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.errors import MeterError, TransientError
 from orchestrator.meters import METERS, B2900Meter, PowerTrace, energy_j
-from orchestrator.meters.virtual_b2900 import ConstantPower
+from orchestrator.meters.activity import ConstantPower
 
 INTERVAL_S = 2e-3
 APERTURE_S = 1e-3

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from orchestrator.meters import PowerTrace, energy_j, mean_power_w
-from orchestrator.meters.virtual_b2900 import CpuActivityPower, StepPower
+from orchestrator.meters.activity import CpuActivityPower, StepPower
 
 TOLERANCE = 0.005  # 0.5 %
 

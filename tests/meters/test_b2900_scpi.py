@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from orchestrator.meters.virtual_b2900 import ConstantPower, StepPower
+from orchestrator.meters.activity import ConstantPower, StepPower
 
 APERTURE_S = 1e-3
 INTERVAL_S = 2e-3
