@@ -157,7 +157,9 @@ class BoardRunner:
         retry: RetryPolicy = RetryPolicy(),
         idle_s: float = 0.0,
         membw_mb: float = 0.0,
+        lock_lost: threading.Event | None = None,
     ):
+        self.lock_lost = lock_lost or threading.Event()
         self.idle_s = idle_s
         self.membw_mb = membw_mb
         self.retry = retry
@@ -187,6 +189,9 @@ class BoardRunner:
                     if self.membw_mb > 0:
                         self._measure_membw(transport, pending)
                     while pending and not self.stop.is_set():
+                        if self.lock_lost.is_set():  # another sweep may take the board: measure no more
+                            raise SocfarmError(f"{self.board.name}: lost the lock on the board (its session "
+                                               "ended); the remaining jobs were not run")
                         self._run_with_retries(pending[0], transport, meter, offset, acc)
                         pending.pop(0)
             finally:

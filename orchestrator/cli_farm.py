@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,40 +33,48 @@ def provision_command(
 ) -> None:
     """Run the provisioning playbooks on the boards and cache their facts (a no-op on provisioned boards)."""
     from orchestrator.config.load import load_inventory
-    from orchestrator.provision.runner import describe_event, provision
+    from orchestrator.provision.runner import ProvisionResult, describe_event, provision
     from orchestrator.provision.stamps import board_stamps, save_stamps
+    from orchestrator.scheduler.board_lock import locked_boards
     from orchestrator.zoo.manifest import load_manifest
 
     lab = load_inventory(inventory)
-    boards = [b.name for b in lab.select(limit or ["all"])]
-    if not boards:
+    selected = lab.select(limit or ["all"])
+    if not selected:
         raise typer.BadParameter(f"--limit {limit} selects no board of {inventory}")
     manifest = load_manifest(zoo / "manifest.json")
     model_files = [{"file": m.file, "sha256": m.sha256} for m in manifest.models]
-    result = provision(
-        inventory,
-        state,
-        limit=boards,
-        extravars={
-            "models_files": model_files,
-            "models_src_dir": str(zoo.resolve()),
-            "socfarm_controller_cache": str((state / "cache").resolve()),
-        },
-        on_event=lambda e: (line := describe_event(e)) and err.print(f"  {line}", highlight=False, markup=False),
-    )
+    # a board a sweep measures on (from any controller) is not provisioned under it
+    with locked_boards(selected, f"provision-{os.getpid()}") as (boards, refused):
+        if boards:
+            result = provision(
+                inventory,
+                state,
+                limit=boards,
+                extravars={
+                    "models_files": model_files,
+                    "models_src_dir": str(zoo.resolve()),
+                    "socfarm_controller_cache": str((state / "cache").resolve()),
+                },
+                on_event=lambda e: (line := describe_event(e)) and err.print(f"  {line}", highlight=False,
+                                                                             markup=False),
+            )
+        else:
+            result = ProvisionResult(status="skipped", rc=0, facts={}, failed={}, changed={}, artifact_dir=state)
     save_facts(state, result.facts)
     stamps = board_stamps([b for b in lab.boards if b.name in result.facts and b.name not in result.failed])
     save_stamps(state, stamps, model_files)  # a sweep with these inputs then skips these boards
-    summary = {"status": result.status, "changed": result.changed, "failed": result.failed,
+    failed = {**result.failed, **{b: f"not provisioned: {why}" for b, why in refused.items()}}
+    summary = {"status": result.status if not refused else "failed", "changed": result.changed, "failed": failed,
                "boards": sorted(result.facts)}
     if as_json:
         out.print_json(json.dumps(summary))
     else:
-        for board in boards:
-            state_text = f"FAILED: {result.failed[board]}" if board in result.failed else (
+        for board in [b.name for b in selected]:
+            state_text = f"FAILED: {failed[board]}" if board in failed else (
                 f"ok, {result.changed.get(board, 0)} changed")
             out.print(f"{board}: {state_text}", highlight=False, markup=False)
-    if result.failed:
+    if failed:
         raise typer.Exit(3)
 
 

@@ -19,7 +19,7 @@ from orchestrator.board_runner import BoardRunner, SweepOutcome
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
 from orchestrator.config.load import load_experiments, load_inventory
-from orchestrator.errors import ConfigError, ZooError
+from orchestrator.errors import ConfigError, SocfarmError, ZooError
 from orchestrator.jobs import Job
 from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
@@ -28,7 +28,9 @@ from orchestrator.provision.runner import BoardFacts, describe_event, provision,
 from orchestrator.provision.stamps import already_provisioned, board_stamps, save_stamps
 from orchestrator.report.html import write_report
 from orchestrator.results.store import RunDir, Store
+from orchestrator.scheduler.board_lock import BoardLock
 from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
+from orchestrator.scheduler.retry import error_class
 from orchestrator.zoo.manifest import Manifest, load_manifest, verify_files
 
 
@@ -87,6 +89,18 @@ def prepare(experiments_path: Path, inventory_path: Path) -> SweepPlan:
     return SweepPlan(experiments_path, Path(inventory_path), spec, lab, zoo_dir, manifest, jobs)
 
 
+@dataclass
+class _Held:
+    """A leased board: this controller's lease and the board's own lock."""
+
+    keeper: LeaseKeeper
+    lock: BoardLock
+
+    def close(self) -> None:
+        self.lock.release()
+        self.keeper.close()
+
+
 class SweepRunner:
     def __init__(
         self,
@@ -110,6 +124,7 @@ class SweepRunner:
         self.run_id = run_id or new_run_id()
         self.git_rev = git_revision()
         self.stop = threading.Event()
+        self._refused: dict[str, str] = {}  # board -> error class of why it could not be leased
 
     # -- setup ----------------------------------------------------------------
     def _create_run(self) -> RunDir:
@@ -182,13 +197,15 @@ class SweepRunner:
         return board
 
     def _run_boards(
-        self, run: RunDir, by_board: dict[str, list[Job]], facts: dict[str, BoardFacts], acc: SweepOutcome
+        self, run: RunDir, by_board: dict[str, list[Job]], facts: dict[str, BoardFacts], acc: SweepOutcome,
+        lock_lost: dict[str, threading.Event],
     ) -> None:
         """Every board in its own thread, its jobs one at a time; Ctrl-C lets running jobs end."""
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_board)), thread_name_prefix="board")
         futures = [
             pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
-                                    idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb).run_jobs,
+                                    idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb,
+                                    lock_lost=lock_lost.get(b)).run_jobs,
                         jobs, acc)
             for b, jobs in by_board.items()
         ]
@@ -201,32 +218,51 @@ class SweepRunner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    def _lease(self, run: RunDir, boards: list[str], acc: SweepOutcome) -> dict[str, LeaseKeeper]:
+    def _lease(self, run: RunDir, boards: list[str], acc: SweepOutcome) -> dict[str, "_Held"]:
         """Lease every board (waiting up to lease_wait_s for busy ones); unleased boards are reported."""
-        keepers: dict[str, LeaseKeeper] = {}
+        held: dict[str, _Held] = {}
         deadline = time.monotonic() + self.lease_wait_s
         waiting = list(boards)
         announced = False
         while waiting:
             for board in list(waiting):
                 try:
-                    keepers[board] = LeaseKeeper(self.leases, board, run.run_id)
+                    held[board] = self._take(board, run.run_id)
                 except LeaseHeld as exc:
                     if time.monotonic() >= deadline:
-                        acc.quarantined[board] = str(exc)
+                        self._refuse(run, board, exc, acc)
                         waiting.remove(board)
-                        run.journal({"board": board, "state": "lease_refused", "message": str(exc),
-                                     "t_wall": time.time()})
                     elif not announced:
                         self.progress.note(f"waiting for {exc}")
                         announced = True
                     continue
+                except SocfarmError as exc:  # its lock cannot be taken at all (unreachable): no use waiting
+                    self._refuse(run, board, exc, acc)
+                    waiting.remove(board)
+                    continue
                 waiting.remove(board)
-                run.journal({"board": board, "state": "leased", "token": keepers[board].lease.token,
+                run.journal({"board": board, "state": "leased", "token": held[board].keeper.lease.token,
                              "t_wall": time.time()})
             if waiting and self.stop.wait(1.0):
                 break
-        return keepers
+        return held
+
+    def _take(self, board: str, owner: str) -> "_Held":
+        """The lease in this controller's table, then the lock on the board (sweeps of other controllers or
+        --state folders see only that one)."""
+        keeper = LeaseKeeper(self.leases, board, owner)
+        try:
+            lock = BoardLock(self._board(board), owner).acquire()
+        except BaseException:
+            keeper.close()
+            raise
+        return _Held(keeper, lock)
+
+    def _refuse(self, run: RunDir, board: str, exc: Exception, acc: SweepOutcome) -> None:
+        acc.quarantined[board] = str(exc)
+        self._refused[board] = error_class(exc)
+        run.journal({"board": board, "state": "lease_refused", "error": error_class(exc), "message": str(exc),
+                     "t_wall": time.time()})
 
     def run(self, resume: RunDir | None = None) -> SweepOutcome:
         """Run every planned job, or with ``resume`` the jobs of that run that have no result yet."""
@@ -242,25 +278,26 @@ class SweepRunner:
         by_board: dict[str, list[Job]] = {}
         for job in jobs:
             by_board.setdefault(job.board, []).append(job)
-        keepers = self._lease(run, list(by_board), acc)
+        held = self._lease(run, list(by_board), acc)
         try:
-            for board in set(by_board) - set(keepers):
-                self._fail_all(run, board, by_board.pop(board), "LeaseHeld", acc.quarantined[board], acc)
+            for board in set(by_board) - set(held):
+                self._fail_all(run, board, by_board.pop(board), self._refused.get(board, "LeaseHeld"),
+                               acc.quarantined[board], acc)
             facts, failed_boards = self._provision(run, list(by_board)) if by_board else ({}, {})
             for board, reason in failed_boards.items():
                 self._fail_all(run, board, by_board.pop(board, []), "ProvisionError",
                                f"provisioning failed: {reason}", acc)
             self.progress.start_jobs({b: len(js) for b, js in by_board.items()})
-            self._run_boards(run, by_board, facts, acc)
+            self._run_boards(run, by_board, facts, acc, {b: h.lock.lost for b, h in held.items()})
         except KeyboardInterrupt:
             run.update_meta(status="interrupted")
             run.journal({"state": "interrupted", "t_wall": time.time()})
             raise
         finally:
             self.progress.close()
-            for keeper in keepers.values():
-                keeper.close()
-                run.journal({"board": keeper.lease.board, "state": "released", "t_wall": time.time()})
+            for board, h in held.items():
+                h.close()
+                run.journal({"board": board, "state": "released", "t_wall": time.time()})
         run.update_meta(status="finished", finished_wall=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
                         quarantined=acc.quarantined)

@@ -4,6 +4,7 @@ quarantined while the others finish, and two concurrent sweeps never share a boa
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -49,12 +50,12 @@ def workspace(farm, tmp_path_factory):
     return ws
 
 
-def sweep(ws: Path, name: str, boards: str, repeats: int = 1, *extra: str) -> subprocess.Popen:
+def sweep(ws: Path, name: str, boards: str, repeats: int = 1, *extra: str, state: str = "state") -> subprocess.Popen:
     exp = ws / f"{name}.yaml"
     exp.write_text(EXPERIMENTS.format(zoo=FIXTURE_ZOO, boards=boards, repeats=repeats))
     return subprocess.Popen(
         [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(ws / "inventory.yml"),
-         "--store", str(ws / "runs"), "--reports", str(ws / "reports"), "--state", str(ws / "state"), "--json",
+         "--store", str(ws / "runs"), "--reports", str(ws / "reports"), "--state", str(ws / state), "--json",
          *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
@@ -123,24 +124,43 @@ def test_board_whose_sshd_dies_is_quarantined_and_the_others_finish(farm, worksp
     assert failed and all(r["error"] in ("BoardUnreachable", "AgentDied") for r in failed)
 
 
+def lease_intervals(run_dir: str) -> dict[str, tuple[float, float]]:
+    recs = journal(Path(run_dir))
+    leased = {r["board"]: r["t_wall"] for r in recs if r.get("state") == "leased"}
+    released = {r["board"]: r["t_wall"] for r in recs if r.get("state") == "released"}
+    return {board: (leased[board], released[board]) for board in leased}
+
+
+def assert_never_shared(a: dict, b: dict, board: str) -> None:
+    """The two runs held ``board`` one after the other, and neither measured on it inside the other's hold."""
+    (a0, a1), (b0, b1) = lease_intervals(a["run_dir"])[board], lease_intervals(b["run_dir"])[board]
+    assert a1 <= b0 or b1 <= a0, f"two sweeps held {board} at the same time"
+    for run_dir, (lo, hi) in ((a["run_dir"], (b0, b1)), (b["run_dir"], (a0, a1))):
+        starts = [r["t_wall"] for r in journal(Path(run_dir)) if r.get("state") == "started"
+                  and r.get("board") == board]
+        assert starts and all(not (lo <= t <= hi) for t in starts)
+
+
 def test_two_concurrent_sweeps_never_share_a_board(workspace):
     first = sweep(workspace, "left", "xu3-a, hikey-a", repeats=2)
     time.sleep(1.0)
     second = sweep(workspace, "right", "hikey-a, hikey-b", repeats=2)
     a, b = finish(first), finish(second)
     assert a["rc"] == 0 and b["rc"] == 0, a["stderr"][-2000:] + b["stderr"][-2000:]
+    assert_never_shared(a, b, "hikey-a")
 
-    def intervals(run_dir: str) -> dict[str, tuple[float, float]]:
-        recs = journal(Path(run_dir))
-        leased = {r["board"]: r["t_wall"] for r in recs if r.get("state") == "leased"}
-        released = {r["board"]: r["t_wall"] for r in recs if r.get("state") == "released"}
-        return {board: (leased[board], released[board]) for board in leased}
 
-    ia, ib = intervals(a["run_dir"]), intervals(b["run_dir"])
-    (a0, a1), (b0, b1) = ia["hikey-a"], ib["hikey-a"]
-    assert a1 <= b0 or b1 <= a0, "two sweeps held hikey-a at the same time"
-    # and no measurement of one sweep falls inside the other's lease on the shared board
-    for run_dir, (lo, hi) in ((a["run_dir"], (b0, b1)), (b["run_dir"], (a0, a1))):
-        starts = [r["t_wall"] for r in journal(Path(run_dir)) if r.get("state") == "started"
-                  and r.get("board") == "hikey-a"]
-        assert starts and all(not (lo <= t <= hi) for t in starts)
+def test_sweeps_of_two_controllers_never_share_a_board(workspace):
+    """Another controller (here: another --state folder, so another lease table) sees the lock on the board."""
+    if not (workspace / "state" / "provisioned.json").exists():  # run alone: provision as the tests before did
+        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(FIXTURE_ZOO),
+                        "-i", str(workspace / "inventory.yml"), "--state", str(workspace / "state")],
+                       check=True, capture_output=True, timeout=900)
+    shutil.copytree(workspace / "state", workspace / "state-other", ignore=shutil.ignore_patterns("leases"),
+                    dirs_exist_ok=True)  # the same provisioning facts, its own leases
+    first = sweep(workspace, "mine", "xu3-b, hikey-b", repeats=2)
+    time.sleep(1.0)
+    second = sweep(workspace, "theirs", "hikey-b, xu3-a", repeats=2, state="state-other")
+    a, b = finish(first), finish(second)
+    assert a["rc"] == 0 and b["rc"] == 0, a["stderr"][-2000:] + b["stderr"][-2000:]
+    assert_never_shared(a, b, "hikey-b")  # only the board's lock can have kept them apart

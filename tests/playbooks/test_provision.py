@@ -98,3 +98,24 @@ def test_runtime_is_installed_from_a_wheelhouse_when_the_board_python_lacks_it(t
     assert any((tmp_path / "board" / "wheelhouse").glob("ai_edge_litert-*.whl"))
     again = provision(inv, tmp_path / "state", extravars=xv)
     assert again.changed.get("localhost", 0) == 0
+
+
+def test_provision_leaves_a_board_another_sweep_holds(tmp_path, local_inventory):
+    """`orchestrator provision` takes each board's lock first: a locked board is reported, not touched."""
+    import sys
+
+    from orchestrator.config.load import load_inventory
+    from orchestrator.scheduler.board_lock import BoardLock
+
+    lock = BoardLock(load_inventory(local_inventory).board("localhost"), "nightly-run").acquire()
+    try:
+        proc = subprocess.run([sys.executable, "-m", "orchestrator", "provision", "-i", str(local_inventory),
+                               "--state", str(tmp_path / "state"), "--zoo", str(FIXTURE_ZOO), "--json"],
+                              capture_output=True, text=True, cwd=REPO, timeout=300)
+    finally:
+        lock.release()
+    assert proc.returncode == 3, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "failed" and summary["boards"] == []
+    assert "locked on the board by nightly-run" in summary["failed"]["localhost"]
+    assert not (tmp_path / "board" / "agent").exists()  # nothing installed under the holder

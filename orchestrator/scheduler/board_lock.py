@@ -1,0 +1,200 @@
+"""A lock held on the board itself, next to the lease in the controller's state folder.
+
+The lease table only sees sweeps that share its ``--state`` folder. Two sweeps started from two
+controllers, or from two folders of one controller, would each find their own table empty and
+measure on the same board at once. So a sweep also holds a lock on every board it leases:
+
+The holder runs ``LOCK_SCRIPT`` on the board (over its own SSH session; a local subprocess for the
+local board). The script takes an ``flock`` on ``<work_dir>/.socfarm.lock``, which the board's kernel
+releases when the process ends, however it ends; it writes who holds it to ``.socfarm.lock.json``
+and answers ``locked``, then waits for heartbeats. End of input, ``release`` or a missed heartbeat
+(``ttl_s``: a controller that vanished without closing its session, a cut network) end it and free
+the board. A second holder is answered ``held <who>`` at once. No stale lock is ever broken by
+hand: only the holder's end frees it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Callable, Iterator
+
+from orchestrator.config.inventory import Board
+from orchestrator.errors import SocfarmError
+from orchestrator.scheduler.leases import LeaseHeld
+
+LOCK_SCRIPT = r"""
+import fcntl, os, select, sys
+work_dir, ttl, holder = sys.argv[1], float(sys.argv[2]), sys.argv[3]
+os.makedirs(work_dir, exist_ok=True)
+fd = os.open(os.path.join(work_dir, ".socfarm.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+info = os.path.join(work_dir, ".socfarm.lock.json")
+try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+except OSError:
+    try:
+        with open(info) as f:
+            current = f.read().strip() or "{}"
+    except OSError:
+        current = "{}"
+    print("held " + current, flush=True)
+    sys.exit(0)
+with open(info + ".tmp", "w") as f:
+    f.write(holder)
+os.replace(info + ".tmp", info)
+print("locked", flush=True)
+try:
+    while True:
+        ready, _, _ = select.select([0], [], [], ttl)
+        data = os.read(0, 4096) if ready else b""
+        if not data or b"release" in data:
+            break
+finally:
+    os.unlink(info)
+"""
+
+
+class BoardLockError(SocfarmError):
+    """The lock could not be taken for another reason than another holder (board unreachable, no python3)."""
+
+
+@dataclass
+class _Session:
+    """The lock script's process: its stdin, its stdout and a way to end it."""
+
+    send: Callable[[bytes], None]
+    stdout: IO[bytes]
+    close: Callable[[], None]
+
+
+class BoardLock:
+    """The board's lock, kept by heartbeats until :meth:`release`; ``lost`` once it can no longer be kept."""
+
+    def __init__(self, board: Board, owner: str, ttl_s: float = 60.0):
+        self.board = board
+        self.owner = owner
+        self.ttl_s = ttl_s
+        self.lost = threading.Event()
+        self._stop = threading.Event()
+        self._session: _Session | None = None
+        self._thread: threading.Thread | None = None
+
+    def holder(self) -> str:
+        return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
+                           "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())})
+
+    def acquire(self) -> "BoardLock":
+        """Take the lock, or raise ``LeaseHeld`` (naming the holder) or ``BoardLockError``."""
+        args = [self.board.work_dir, str(self.ttl_s), self.holder()]
+        session = self._open(args)
+        try:
+            answer = session.stdout.readline().decode("utf-8", errors="replace").strip()
+        except (OSError, ValueError) as exc:
+            answer = f"no answer ({exc})"
+        if answer == "locked":
+            self._session = session
+            self._thread = threading.Thread(target=self._beat, name=f"lock-{self.board.name}", daemon=True)
+            self._thread.start()
+            return self
+        session.close()
+        if answer.startswith("held "):
+            raise LeaseHeld(f"board {self.board.name} is locked on the board by {_describe(answer[5:])}")
+        raise BoardLockError(f"{self.board.name}: cannot take the board's lock in {self.board.work_dir}: "
+                             f"{answer or 'the lock script ended without answering'}")
+
+    def release(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        if self._session is not None:
+            try:
+                self._session.send(b"release\n")
+            except Exception:  # noqa: BLE001 - the session is gone: the lock went with it
+                pass
+            self._session.close()
+            self._session = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.ttl_s / 4):
+            try:
+                self._session.send(b"\n")
+            except Exception:  # noqa: BLE001 - the session died: the board freed the lock
+                self.lost.set()
+                return
+
+    # -- the script's process -------------------------------------------------------
+    def _open(self, args: list[str]) -> _Session:
+        if self.board.connection == "local":
+            proc = subprocess.Popen([sys.executable, "-c", LOCK_SCRIPT, *args], stdin=subprocess.PIPE,
+                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+            def send(data: bytes) -> None:
+                proc.stdin.write(data)
+                proc.stdin.flush()
+
+            def close() -> None:
+                for stream in (proc.stdin, proc.stdout):
+                    try:
+                        stream.close()
+                    except OSError:
+                        pass
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+            return _Session(send, proc.stdout, close)
+        return self._open_ssh(args)
+
+    def _open_ssh(self, args: list[str]) -> _Session:
+        from orchestrator.transport.ssh import classify, connect
+
+        conn = connect(self.board)  # a session of its own: jobs and their timeouts never touch it
+        try:
+            channel = conn.client.get_transport().open_session(timeout=self.board.ssh.connect_timeout_s)
+            channel.settimeout(max(30.0, self.board.ssh.connect_timeout_s))  # for the answer; heartbeats only send
+            channel.exec_command(f"python3 -c {shlex.quote(LOCK_SCRIPT)} {' '.join(shlex.quote(a) for a in args)}")
+        except Exception as exc:  # noqa: BLE001
+            conn.close()
+            raise classify(self.board, exc, "taking the board's lock") from exc
+
+        def close() -> None:
+            channel.close()
+            conn.close()
+
+        return _Session(channel.sendall, channel.makefile("rb"), close)
+
+
+@contextmanager
+def locked_boards(boards: list[Board], owner: str) -> Iterator[tuple[list[str], dict[str, str]]]:
+    """Each board's lock, held for the ``with`` block: yields the names locked and, per board that could not
+    be locked, why (held by another sweep, unreachable)."""
+    held: list[BoardLock] = []
+    refused: dict[str, str] = {}
+    try:
+        for board in boards:
+            try:
+                held.append(BoardLock(board, owner).acquire())
+            except SocfarmError as exc:
+                refused[board.name] = str(exc)
+        yield [lock.board.name for lock in held], refused
+    finally:
+        for lock in held:
+            lock.release()
+
+
+def _describe(holder_json: str) -> str:
+    try:
+        h = json.loads(holder_json)
+        return f"{h['owner']} (pid {h['pid']} on {h['host']}, since {h['since']})"
+    except (ValueError, KeyError, TypeError):
+        return "another sweep (holder unknown)"
