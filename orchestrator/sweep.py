@@ -225,9 +225,12 @@ class SweepRunner:
         waiting = list(boards)
         announced = False
         while waiting:
-            for board in list(waiting):
+            # each board's lock is an SSH session to open: all at once, not one after another
+            with ThreadPoolExecutor(max_workers=len(waiting), thread_name_prefix="lease") as pool:
+                attempts = {board: pool.submit(self._take, board, run.run_id) for board in waiting}
+            for board, attempt in attempts.items():
                 try:
-                    held[board] = self._take(board, run.run_id)
+                    held[board] = attempt.result()
                 except LeaseHeld as exc:
                     if time.monotonic() >= deadline:
                         self._refuse(run, board, exc, acc)
