@@ -17,12 +17,12 @@ import io  # noqa: E402
 import json  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-import traceback  # noqa: E402
-from typing import IO, Any, Callable, Dict, List, Optional  # noqa: E402
+from typing import IO, Any, Dict, List, Optional  # noqa: E402
 
 from device_agent import AGENT_VERSION  # noqa: E402
-from device_agent.errors import AgentError, InternalError, Interrupted, RuntimeMissing, SpecError  # noqa: E402
+from device_agent.errors import AgentError, Interrupted, RuntimeMissing, SpecError  # noqa: E402
 from device_agent.events import EventWriter  # noqa: E402
+from device_agent.request import execute  # noqa: E402
 
 
 def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int:
@@ -111,46 +111,14 @@ def _membw(args: argparse.Namespace, out: IO[str]) -> int:
 
 def _run(source: str, out: IO[str], idle: bool = False) -> int:
     events = EventWriter(out)
-    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupted)
     try:
         return execute(lambda: _load_spec(source), events, idle)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def execute(load: Callable[[], Any], events: EventWriter, idle: bool = False) -> int:
-    """Load one spec and run it (a job, or an idle acquisition); any failure becomes the ``error`` event.
-    Returns the exit code the request deserves."""
-    try:
-        raw = load()
-        if isinstance(raw, dict) and isinstance(raw.get("job_id"), str):
-            events.job_id = raw["job_id"]
-        if idle:
-            from device_agent.idle import parse_idle_spec, run_idle
-
-            run_idle(parse_idle_spec(raw), events)
-        else:
-            from device_agent.runner import run_job
-            from device_agent.spec import parse_spec
-
-            run_job(parse_spec(raw), events)
-        return 0
-    except AgentError as exc:
-        return _report(events, exc)
-    except KeyboardInterrupt:
-        return _report(events, Interrupted("interrupted by SIGINT"))
-    except Exception as exc:
-        traceback.print_exc(file=sys.stderr)
-        return _report(events, InternalError("%s: %s" % (type(exc).__name__, exc)))
-
-
-def _report(events: EventWriter, exc: AgentError) -> int:
-    print("device_agent: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
-    events.emit("error", error=type(exc).__name__, message=str(exc), retryable=exc.retryable)
-    return exc.exit_code
-
-
-def raise_interrupted(signum: int, frame: Any) -> None:
+def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted("stopped by signal %d" % signum)
 
 

@@ -32,6 +32,7 @@ from device_agent import AGENT_VERSION
 from device_agent.errors import Interrupted, SpecError
 from device_agent.events import EventWriter
 from device_agent.outputs import make_output_dir
+from device_agent.request import execute
 
 COMMANDS = ("run", "idle")
 
@@ -43,8 +44,6 @@ class _Stop(Exception):
 def serve(requests: IO[str], out: IO[str]) -> int:
     """Answer requests until end of input or a signal; the exit code of the last request that failed on a
     signal, else 0."""
-    from device_agent.__main__ import execute
-
     events = EventWriter(out)
     state = {"stopping": False, "busy": False}
     initial_cpus = _affinity()

@@ -76,17 +76,17 @@ def test_sigterm_while_waiting_for_a_request_exits_3():
 def test_each_request_starts_from_the_servers_own_affinity(tmp_path, monkeypatch):
     """An isolated job pins the process; the next request (a co-execution's main loop, say) must not
     inherit that pinning."""
-    import device_agent.__main__ as cli
+    import device_agent.serve as served
 
     initial = os.sched_getaffinity(0)
     assert len(initial) > 1, "needs two CPUs to tell pinned from unpinned"
-    original, seen = cli.execute, []
+    original, seen = served.execute, []
 
     def spy(*args, **kwargs):
         seen.append(os.sched_getaffinity(0))
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(cli, "execute", spy)
+    monkeypatch.setattr(served, "execute", spy)
     spec = job_spec(fixture_model("float32"), tmp_path, job_id="r/pin", rules=QUICK, component={"cpus": [CPUS[-1]]})
     out = io.StringIO()
     try:
