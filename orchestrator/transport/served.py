@@ -46,7 +46,6 @@ class AgentServer:
         self.where = where
         self.streams = streams
         self.pid: int | None = None
-        self.version: str | None = None
         self._lines: queue.Queue[Any] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=100)
         self._ended = False
@@ -86,7 +85,6 @@ class AgentServer:
             raise AgentError(f"{self.where}: the agent did not start serving (exit code {outcome.returncode})"
                              + (f": {detail}" if detail else ""), retryable=True, error_class="AgentDied")
         self.pid = event.get("pid")
-        self.version = event.get("agent_version")
 
     # -- requests ----------------------------------------------------------------
     def request(self, command: str, spec: dict[str, Any], on_event: EventCallback | None,
