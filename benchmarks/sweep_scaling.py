@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import tempfile
@@ -81,9 +82,11 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
                         *common[:2], *common[-4:-2]],
                        check=True, capture_output=True, cwd=REPO)
         t0, t0_wall = time.monotonic(), time.time()
+        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         proc = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
                               capture_output=True, text=True, cwd=REPO)
         wall = time.monotonic() - t0
+        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise SystemExit(f"sweep on {n} boards failed: {proc.stderr[-2000:]}")
         run_dir = Path(json.loads(proc.stdout)["run_dir"])
@@ -93,7 +96,9 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
                 "ratio_worst_board": float((wall / per_board).max()),
                 "ratio_mean": float((wall / per_board).mean()),
                 **phases(run_dir, t0_wall, wall),
-                "per_job_s": per_job_overhead(run_dir, results)}
+                "per_job_s": per_job_overhead(run_dir, results),
+                # the controller's own CPU (the sweep process and what it started on this machine, not the boards)
+                "controller_cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)}
     finally:
         farm.down()
         teardown(state)
