@@ -78,8 +78,11 @@ class AgentServer:
             self.kill()
             raise AgentError(f"{self.where}: the agent did not start serving within {timeout_s:.0f} s",
                              retryable=True, error_class="AgentDied") from None
-        event = _parse(line) if line is not _EOF else None
-        if event is None or event.get("event") != "ready":
+        greeting = AgentOutcome()
+        if line is not _EOF:
+            LineSink(greeting, None).feed(line)
+        event = greeting.first("ready")
+        if event is None:
             outcome = self._died(AgentOutcome())
             detail = " | ".join(outcome.stderr_tail.strip().splitlines()[-5:])
             raise AgentError(f"{self.where}: the agent did not start serving (exit code {outcome.returncode})"
@@ -96,10 +99,10 @@ class AgentServer:
         outcome = AgentOutcome()
         sink = LineSink(outcome, on_event)
         self.streams.send((json.dumps({"command": command, "spec": spec}) + "\n").encode())
-        deadline = _Deadline(timeout_s)
+        deadline = time.monotonic() + timeout_s
         while True:
             try:
-                line = self._lines.get(timeout=deadline.left())
+                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 self.kill()
                 raise AgentError(f"{self.where}: job {spec.get('job_id')} did not end within {timeout_s:.0f} s",
@@ -135,19 +138,3 @@ class AgentServer:
                 self._stderr.append(raw.decode("utf-8", errors="replace"))
         except (OSError, ValueError, EOFError):
             pass
-
-
-class _Deadline:
-    def __init__(self, seconds: float):
-        self._end = time.monotonic() + seconds
-
-    def left(self) -> float:
-        return max(0.0, self._end - time.monotonic())
-
-
-def _parse(line: str) -> dict[str, Any] | None:
-    try:
-        event = json.loads(line)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
