@@ -68,7 +68,9 @@ def serve(requests: IO[str], out: IO[str]) -> int:
             gc.collect()
             state["busy"] = True
             try:
-                code = execute(lambda: _request(line), events, idle=_command(line) == "idle")
+                raw = _decode(line)
+                idle = isinstance(raw, dict) and raw.get("command") == "idle"
+                code = execute(lambda: _request(raw), events, idle=idle)
             finally:
                 state["busy"] = False
             if state["stopping"]:
@@ -83,20 +85,19 @@ def serve(requests: IO[str], out: IO[str]) -> int:
             signal.signal(sig, handler)
 
 
-def _command(line: str) -> Optional[str]:
+def _decode(line: str) -> Any:
+    """The request line's JSON value, or the ``SpecError`` that says why it has none (raised by ``_request``
+    inside the request, so that it becomes the request's ``error`` event)."""
     try:
-        raw = json.loads(line)
-    except ValueError:
-        return None
-    return raw.get("command") if isinstance(raw, dict) else None
-
-
-def _request(line: str) -> Any:
-    """The request's spec, kept as ``spec.json`` in its output folder; a malformed request is a ``SpecError``."""
-    try:
-        raw = json.loads(line)
+        return json.loads(line)
     except ValueError as exc:
-        raise SpecError("request: invalid JSON: %s" % exc)
+        return SpecError("request: invalid JSON: %s" % exc)
+
+
+def _request(raw: Any) -> Any:
+    """The request's spec, kept as ``spec.json`` in its output folder; a malformed request is a ``SpecError``."""
+    if isinstance(raw, SpecError):
+        raise raw
     if not isinstance(raw, dict):
         raise SpecError("request: expected an object {\"command\", \"spec\"}, got %s" % type(raw).__name__)
     unknown = sorted(set(raw) - {"command", "spec"})
