@@ -91,12 +91,13 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
             raise SystemExit(f"sweep on {n} boards failed: {proc.stderr[-2000:]}")
         run_dir = Path(json.loads(proc.stdout)["run_dir"])
         results = pd.read_parquet(run_dir / "results")
+        events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
         per_board = results.groupby("board").duration_s.sum()
         return {"boards": n, "jobs": len(results), "wall_s": wall,
                 "ratio_worst_board": float((wall / per_board).max()),
                 "ratio_mean": float((wall / per_board).mean()),
-                **phases(run_dir, t0_wall, wall),
-                "per_job_s": per_job_overhead(run_dir, results),
+                **phases(events, t0_wall, wall),
+                "per_job_s": per_job_overhead(events, results),
                 # the controller's own CPU (the sweep process and what it started on this machine, not the boards)
                 "controller_cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)}
     finally:
@@ -104,12 +105,11 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
         teardown(state)
 
 
-def phases(run_dir: Path, t0_wall: float, wall: float) -> dict:
+def phases(events: list[dict], t0_wall: float, wall: float) -> dict:
     """Where the wall time went, from the journal (seconds, the slowest board for per-board phases):
     start (loading, planning, leases), prov (provisioning or deciding to skip it, then the health check
     and clock probes), pre (idle power, memory bandwidth), jobs (first job start to last job end),
     tail (the report)."""
-    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     leased = min(e["t_wall"] for e in events if e.get("state") == "leased")
     clock = {e["board"]: e["t_wall"] for e in events if e.get("state") == "clock"}
     started = {}
@@ -127,10 +127,9 @@ def phases(run_dir: Path, t0_wall: float, wall: float) -> dict:
             "jobs_s": max(done[b] - started[b] for b in done), "tail_s": t0_wall + wall - released}
 
 
-def per_job_overhead(run_dir: Path, results: pd.DataFrame) -> float:
+def per_job_overhead(events: list[dict], results: pd.DataFrame) -> float:
     """Seconds a job costs beyond its window (the slowest board): from its first job's start to its last
     job's end, minus its windows, per job."""
-    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
     worst = 0.0
     for board, rows in results.groupby("board"):
         starts = [e["t_wall"] for e in events if e.get("board") == board and e.get("state") == "started"]
