@@ -7,13 +7,20 @@ matches in its short form (the upper-case letters of its spec, ``SENS`` for
 ``SENSe``) or its long form, case-insensitively; nodes in brackets are
 optional (:func:`compile_pattern`, :func:`match`). Character parameters
 match mnemonic specs the same way (:func:`keyword`); numeric parameters accept
-NR1/NR2/NR3 numbers and ``MIN``/``MAX``/``DEF`` (:func:`number`); numeric
-replies are NR3 (:func:`fmt`).
+NR1/NR2/NR3 numbers and ``MIN``/``MAX``/``DEF`` (:func:`number`), booleans
+``ON|OFF|1|0`` (:func:`boolean`); numeric replies are NR3 (:func:`fmt`) and
+arrays are ASCII lists or IEEE 488.2 definite-length blocks
+(:func:`format_values`).
 
 Errors are :class:`ScpiError` carrying the standard SCPI error code and
-message: -102 syntax error, -104 data type error, -113 undefined header,
--121 invalid character in number, -222 data out of range, -224 illegal
+message: -102 syntax error, -104 data type error, -108 parameter not allowed,
+-109 missing parameter, -113 undefined header, -114 header suffix out of
+range, -121 invalid character in number, -222 data out of range, -224 illegal
 parameter value, and whatever code the instrument raises.
+
+Helpers for a command's parameters: :func:`one_param`, :func:`no_params`,
+:func:`channel_list`, :func:`string_list`, :func:`parse_format` and
+:func:`data_window` (the ``[offset[,size]]`` of buffer queries).
 """
 
 from __future__ import annotations
@@ -21,6 +28,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
 
 __all__ = [
     "ScpiError",
@@ -33,6 +42,17 @@ __all__ = [
     "match",
     "keyword",
     "number",
+    "boolean",
+    "format_values",
+    "data_window",
+    "one_param",
+    "string_list",
+    "parse_format",
+    "no_params",
+    "channel_list",
+    "parse_command",
+    "header_tokens",
+    "NOT_A_NUMBER",
     "split_params",
     "split_commands",
     "TOKEN_RE",
@@ -140,6 +160,16 @@ def number(param: str, lo: float, hi: float, default: float | None = None) -> fl
     return v
 
 
+def boolean(param: str) -> bool:
+    """``ON``/``1`` -> True, ``OFF``/``0`` -> False; anything else is -224."""
+    p = param.strip().upper()
+    if p in ("1", "ON"):
+        return True
+    if p in ("0", "OFF"):
+        return False
+    raise illegal()
+
+
 def split_params(text: str) -> list[str]:
     """Split a parameter list on commas outside quotes and parentheses."""
     text = text.strip()
@@ -200,3 +230,137 @@ TOKEN_RE = re.compile(r"([A-Za-z][A-Za-z_]*?)(\d*)")
 
 def fmt(v: float) -> str:
     return f"{v:+.6E}"
+
+
+#: What the instrument sends in ASCII for "no data" (NaN in the binary formats).
+NOT_A_NUMBER = 9.91e37
+
+
+def format_values(values: np.ndarray, data_format: str, byte_order: str) -> bytes:
+    """Response data of ``:FORMat`` ``data_format`` (``ASC``, ``REAL64`` or
+    ``REAL32``) and ``:FORMat:BORDer`` ``byte_order`` (``NORM``: big-endian,
+    ``SWAP``: little-endian). NaN (no data) is ``+9.910000E+37`` in ASCII."""
+    values = np.asarray(values, dtype=float)
+    if data_format == "ASC":
+        return ",".join(fmt(NOT_A_NUMBER if v != v else v) for v in values.tolist()).encode("ascii")
+    dtype = "f8" if data_format == "REAL64" else "f4"
+    order = ">" if byte_order == "NORM" else "<"
+    payload = values.astype(order + dtype).tobytes()
+    length = str(len(payload))
+    return b"#" + str(len(length)).encode() + length.encode() + payload
+
+
+def data_window(params: Sequence[str], count: int, maximum: int) -> tuple[int, int] | None:
+    """Points ``[start, stop)`` selected by the ``[offset[,size]]`` parameters of
+    a buffer query among ``count`` stored points (at most ``maximum``).
+
+    ``offset`` is ``n`` (the (n+1)th point), ``STARt`` (0) or ``CURRent`` (the
+    latest point); ``size`` (1..) defaults to every point from the offset. A
+    window beyond the stored points is -222; None means "no data" (no
+    parameters and nothing stored)."""
+    if len(params) > 2:
+        raise ScpiError(-108, "Parameter not allowed")
+    if not params:
+        return (0, count) if count else None
+    offset = params[0].strip().upper()
+    if offset in ("STAR", "START"):
+        start = 0
+    elif offset in ("CURR", "CURRENT"):
+        start = count - 1
+    else:
+        start = int(round(number(params[0], 0, maximum)))
+    if not 0 <= start < count:
+        raise out_of_range()
+    stop = count
+    if len(params) == 2:
+        stop = start + int(round(number(params[1], 1, maximum)))
+        if stop > count:
+            raise out_of_range()
+    return start, stop
+
+
+def one_param(params: Sequence[str]) -> str:
+    """The single parameter of a command (-109 if none, -108 if more)."""
+    if not params:
+        raise ScpiError(-109, "Missing parameter")
+    if len(params) > 1:
+        raise ScpiError(-108, "Parameter not allowed")
+    return params[0]
+
+
+def no_params(params: Sequence[str]) -> None:
+    if params:
+        raise ScpiError(-108, "Parameter not allowed")
+
+
+def channel_list(params: Sequence[str]) -> None:
+    """An optional channel list, which must be ``(@1)`` on a one-channel instrument."""
+    if not params:
+        return
+    if len(params) > 1:
+        raise ScpiError(-108, "Parameter not allowed")
+    m = re.fullmatch(r"\(\s*@\s*(\d+)\s*\)", params[0])
+    if not m:
+        raise ScpiError(-104, "Data type error")
+    if int(m.group(1)) != 1:
+        raise illegal()
+
+
+def parse_command(cmd: str) -> tuple[str, bool, list[str]]:
+    """``"SENS:CURR:APER? MAX"`` -> ``("SENS:CURR:APER", True, ["MAX"])``."""
+    m = re.match(r"(\S+)(?:\s+(.*))?$", cmd, re.S)
+    if not m:
+        raise syntax()
+    header, param_text = m.group(1), (m.group(2) or "")
+    is_query = header.endswith("?")
+    if is_query:
+        header = header[:-1]
+    if "?" in header:
+        raise syntax()
+    return header, is_query, split_params(param_text)
+
+
+def header_tokens(header: str) -> list[str]:
+    """The upper-case mnemonics of a (leading-colon-less) header; a numeric
+    suffix other than 1 is -114 (one-channel instrument)."""
+    tokens = []
+    for part in header.split(":"):
+        tm = TOKEN_RE.fullmatch(part)
+        if not tm:
+            raise syntax()
+        name, suffix = tm.group(1).upper(), tm.group(2)
+        if suffix and int(suffix) != 1:
+            raise ScpiError(-114, "Header suffix out of range")
+        tokens.append(name)
+    return tokens
+
+
+def string_list(params: Sequence[str], *specs: str) -> list[str]:
+    """Quoted parameters holding comma-separated mnemonics (``"CURR","VOLT"`` or
+    ``"CURR,VOLT"``) -> their short forms."""
+    if not params:
+        raise ScpiError(-109, "Missing parameter")
+    out = []
+    for p in params:
+        inner = p.strip()
+        if not (len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "\"'"):
+            raise ScpiError(-104, "Data type error")
+        out.extend(keyword(item, *specs) for item in inner[1:-1].split(","))
+    return out
+
+
+def parse_format(params: Sequence[str]) -> str:
+    """``:FORMat[:DATA]`` parameters (``ASCii``, ``REAL[,64]``, ``REAL,32``) ->
+    ``ASC``, ``REAL64`` or ``REAL32``."""
+    if not params:
+        raise ScpiError(-109, "Missing parameter")
+    if len(params) > 2:
+        raise ScpiError(-108, "Parameter not allowed")
+    if keyword(params[0], "ASCii", "REAL") == "ASC":
+        if len(params) != 1:
+            raise ScpiError(-108, "Parameter not allowed")
+        return "ASC"
+    bits = int(number(params[1], 32, 64)) if len(params) == 2 else 64
+    if bits not in (32, 64):
+        raise out_of_range()
+    return f"REAL{bits}"

@@ -7,13 +7,14 @@ runs the very same code path against it as against a bench instrument
 
 Physics: the SMU sources a constant voltage ``V`` into the board and measures
 the current ``I(t) = P(t) / V`` (clamped to the current protection level),
-where ``P(t)`` comes from an
-:class:`~orchestrator.meters.activity.ActivitySource`. Each reading is the mean
-of ``I`` over the aperture (several evaluations inside it), as an integrating
-ADC would give. For every acquisition the server also integrates ``V * I(t)``
-on a grid ten times finer than the trigger interval and keeps the result as
-ground truth (``.acquisitions`` and optionally one JSON line per acquisition
-in ``ground_truth_log``).
+``P(t)`` coming from an :class:`~orchestrator.meters.activity.ActivitySource`.
+Each reading is the mean of ``I`` over the aperture, as an integrating ADC
+would give; :mod:`orchestrator.meters.virtual_acquisition` computes them in
+vectorized batches (10 kHz and more). For every acquisition the server keeps
+the supplied energy as ground truth (exact when the source can integrate
+itself, else on a grid ten times finer than the trigger interval):
+``.acquisitions`` and optionally one JSON line each in ``ground_truth_log``;
+:meth:`VirtualB2900.true_energy_j` integrates any window.
 
 Clock: the server's clock is ``time.monotonic()`` of this machine, the same
 clock the controller uses, so ground-truth windows are directly comparable with
@@ -34,33 +35,58 @@ per line separated by ``;`` with SCPI relative-path rules):
 ``:TRIGger[:ALL]:SOURce``                              ``AINT|TIMer`` / ``?``
 ``:TRIGger[:ALL]:TIMer``                               ``<s>`` / ``?``  (2e-5..1e5)
 ``:TRIGger[:ALL]:COUNt``                               ``<n>`` / ``?``  (1..100000)
-``:TRACe:FEED``                                        ``SENSe`` / ``?``
-``:TRACe:POINts``                                      ``<n>`` / ``?``  (1..100000)
+``:TRACe:FEED``                                        ``SENSe`` / ``?``  (control NEV only)
+``:TRACe:POINts``                                      ``<n>`` / ``?``  (1..100000, NEV only)
 ``:TRACe:FEED:CONTrol``                                ``NEXT|NEVer`` / ``?``
+``:TRACe:CLEar``                                       (control NEV only)
+``:TRACe:POINts:ACTual?``                              points in the trace buffer
+``:TRACe:FREE?``                                       ``available,total``
+``:TRACe:DATA? [offset[,size]]``                       trace buffer, non-blocking
+``:SENSe:DATA? [offset[,size]]``                       result buffer so far, non-blocking
+``:SENSe:DATA:LATest?``                                the latest point
 ``:INITiate[:IMMediate][:ALL]`` ``:ABORt[:ALL]``       optional ``(@1)``
 ``:FORMat[:DATA]``                                     ``ASCii|REAL,64|REAL,32`` / ``?``
 ``:FORMat:BORDer``                                     ``NORMal|SWAPped`` / ``?``
 ``:FORMat:ELEMents:SENSe``                             ``CURR[,VOLT][,TIME]`` / ``?``
-``:FETCh:ARRay?``                                      all elements, interleaved
+``:FETCh:ARRay?``                                      all elements, blocks until done
 ``:FETCh:ARRay:CURRent? | :VOLTage? | :TIME?``         one element only
 ``:MEASure:CURRent[:DC]?``                             one spot reading
+``:SYSTem:TIME:TIMer:COUNt?``                          seconds since the timer's reset
+``:SYSTem:TIME:TIMer:COUNt:RESet``                     reset the timer now
+``:SYSTem:TIME:TIMer:COUNt:RESet:AUTO``                ``ON|OFF|1|0`` / ``?``
 ``:SYSTem:ERRor[:NEXT]?``                              FIFO, 10 entries + -350
 =====================================================  ===========================
 
-As on the real instrument, ``:FETCh:ARRay?`` returns every element selected by
+As on the real instrument, the array queries return every element selected by
 ``:FORMat:ELEMents:SENSe`` interleaved per point (always in the fixed order
 VOLT, CURR, TIME whatever order they were given in), while
 ``:FETCh:ARRay:CURRent?`` returns the currents only. Binary data
 (``REAL,64``) is an IEEE 488.2 definite-length block ``#<n><len><bytes>``
-followed by ``\\n``; ``NORMal`` byte order is big-endian. The time element is
-the start of each point's aperture, in seconds since the acquisition's trigger
-timer started (the ``:INIT``).
+followed by ``\\n``; ``NORMal`` byte order is big-endian. "No data" (a
+function not measured, an empty buffer) is ``+9.910000E+37`` in ASCII and NaN
+in binary.
+
+Time element: the start of each point's aperture, in seconds of the
+instrument's timer. With ``:SYST:TIME:TIM:COUN:RES:AUTO ON`` (the default) the
+timer restarts at 0 at each ``:INIT``; with ``OFF`` it counts from its last
+reset (``:SYST:TIME:TIM:COUN:RES``, or the server's start), continuously across
+acquisitions.
+
+Buffers: the result buffer holds the current (or last) acquisition, read
+blocking by ``:FETCh:ARRay?`` (waits for the end) and non-blocking by
+``:SENSe:DATA?``. The trace buffer is appended every point while
+``:TRACe:FEED:CONTrol`` is ``NEXT``, across acquisitions, until it holds
+``:TRACe:POINts`` points; then the control changes to ``NEVer`` by itself (no
+error). A smaller ``:TRACe:POINts`` drops the points beyond it. The
+``[offset[,size]]`` of the buffer queries: :func:`~orchestrator.meters.scpi_syntax.data_window`.
+``*RST`` restores every default: trace buffer cleared, control ``NEVer``,
+100000 points, timer auto reset ``ON``.
 
 Fault injection: :meth:`VirtualB2900.stop` drops every client connection;
 :meth:`VirtualB2900.inject_disconnect_after` drops them after a number of
 points of the running (or next) acquisition.
 
-The SCPI syntax (mnemonics, parameters, error codes) is parsed by
+SCPI syntax (mnemonics, parameters, errors, data formats):
 :mod:`orchestrator.meters.scpi_syntax`.
 
 Every loop here is bounded: the accept loop by ``max_lifetime_s``, connection
@@ -69,14 +95,12 @@ loops by ``idle_timeout_s``, acquisitions by their point count.
 
 from __future__ import annotations
 
-import json
-import math
 import re
 import socket
 import threading
 import time
 from collections import deque
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -84,20 +108,38 @@ import numpy as np
 
 from orchestrator.meters.activity import ActivitySource
 from orchestrator.meters.scpi_syntax import (
-    TOKEN_RE,
     Node,
     ScpiError,
+    boolean,
+    channel_list,
     compile_pattern,
+    data_window,
     fmt,
-    illegal,
+    format_values,
+    header_tokens,
     keyword,
     match,
+    no_params,
     number,
-    out_of_range,
+    one_param,
+    parse_command,
+    parse_format,
     split_commands,
-    split_params,
+    string_list,
     syntax,
     undefined,
+)
+from orchestrator.meters.virtual_acquisition import (
+    ELEMENT_ORDER,
+    MAX_POINTS,
+    Acquisition,
+    GroundTruth,
+    TraceBuffer,
+    ground_truth,
+    interleave,
+    mean_currents,
+    run_acquisition,
+    window_energy,
 )
 
 __all__ = [
@@ -105,18 +147,12 @@ __all__ = [
     "VirtualB2900",
 ]
 
-MAX_POINTS = 100_000
 ERROR_QUEUE_SIZE = 10
-#: Value the instrument reports for a reading it could not take.
-NO_DATA = 9.91e37
 
 
 # ---------------------------------------------------------------------------
 # Instrument state
 # ---------------------------------------------------------------------------
-
-_ELEMENT_ORDER = ("VOLT", "CURR", "TIME")
-
 
 @dataclass
 class _Settings:
@@ -135,58 +171,7 @@ class _Settings:
     data_format: str = "ASC"  # ASC | REAL64 | REAL32
     byte_order: str = "NORM"
     elements: tuple[str, ...] = ("VOLT", "CURR", "TIME")
-
-
-@dataclass(frozen=True)
-class GroundTruth:
-    """The server's own account of one acquisition (monotonic clock of this machine).
-
-    ``window_start_mono_s``/``window_end_mono_s`` are the centres of the first
-    and last points' apertures; ``energy_j`` is ``V * I(t)`` integrated over that
-    window with a trapezoid on a grid ``fine_step_s`` (the trigger interval / 10)
-    evaluated from the same activity source, independently of the samples.
-    """
-
-    acquisition: int
-    start_mono_s: float
-    interval_s: float
-    aperture_s: float
-    points: int
-    points_acquired: int
-    aborted: bool
-    voltage_v: float
-    window_start_mono_s: float
-    window_end_mono_s: float
-    energy_j: float
-    mean_power_w: float
-    fine_step_s: float
-    clock: str = "time.monotonic"
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-
-class _Acquisition:
-    def __init__(self, seq: int, t_start: float, interval: float, s: _Settings):
-        self.seq = seq
-        self.t_start = t_start
-        self.interval = interval
-        self.aperture = s.aperture_s
-        self.points = s.trigger_count
-        self.voltage = s.voltage_v
-        self.limit = s.current_limit_a
-        self.output_on = s.output_on
-        self.measure_current = "CURR" in s.sense_functions
-        self.times = np.zeros(self.points)
-        self.currents = np.zeros(self.points)
-        self.count = 0
-        self.done = threading.Event()
-        self.abort = threading.Event()
-        self.thread: threading.Thread | None = None
-
-    @property
-    def expected_end(self) -> float:
-        return self.t_start + (self.points - 1) * self.interval + self.aperture
+    timer_auto_reset: bool = True
 
 
 class _Connection:
@@ -256,8 +241,10 @@ class VirtualB2900:
         self._lock = threading.RLock()  # settings, acquisition, connections
         self._settings = _Settings()
         self._errors: deque[tuple[int, str]] = deque()
-        self._acq: _Acquisition | None = None
+        self._acq: Acquisition | None = None
         self._acq_seq = 0
+        self._trace = TraceBuffer(MAX_POINTS)
+        self._timer_zero = time.monotonic()  # the instrument timer's last reset
         self._acquisitions: deque[GroundTruth] = deque(maxlen=10_000)
         self._log_lock = threading.Lock()
         self._disconnect_after: int | None = None
@@ -310,7 +297,7 @@ class VirtualB2900:
             acq = self._acq
             conns = list(self._conns)
         if acq is not None:
-            acq.abort.set()
+            acq.request_abort()
         for c in conns:
             c.drop()
         me = threading.current_thread()
@@ -339,6 +326,14 @@ class VirtualB2900:
     def error_queue(self) -> list[tuple[int, str]]:
         with self._lock:
             return list(self._errors)
+
+    def true_energy_j(self, t0_mono_s: float, t1_mono_s: float, *, step_s: float | None = None) -> float:
+        """Energy (J) the activity source draws over ``[t0_mono_s, t1_mono_s]``
+        (monotonic clock of this machine): exact when the source has
+        ``energy_j``, else a trapezoid on a grid of ``step_s`` (default 10 µs, or
+        coarser to stay within a million points). The board's energy, whatever
+        the SMU's output state and compliance."""
+        return window_energy(self.activity, t0_mono_s, t1_mono_s, step_s)
 
     def inject_disconnect_after(self, n_points: int) -> None:
         """Drop every client connection once the running (or next) acquisition
@@ -475,17 +470,7 @@ class VirtualB2900:
         return b";".join(replies) + b"\n"
 
     def _execute(self, cmd: str, path: list[str], *, first: bool, conn: _Connection):
-        m = re.match(r"(\S+)(?:\s+(.*))?$", cmd, re.S)
-        if not m:
-            raise syntax()
-        header, param_text = m.group(1), (m.group(2) or "")
-        is_query = header.endswith("?")
-        if is_query:
-            header = header[:-1]
-        if "?" in header:
-            raise syntax()
-        params = split_params(param_text)
-
+        header, is_query, params = parse_command(cmd)
         if header.startswith("*"):
             name = header[1:].upper()
             if not re.fullmatch(r"[A-Z]+", name):
@@ -496,16 +481,7 @@ class VirtualB2900:
             return handler(self, params, conn), path
 
         absolute = header.startswith(":") or first
-        parts = header[1:].split(":") if header.startswith(":") else header.split(":")
-        tokens: list[str] = []
-        for part in parts:
-            tm = TOKEN_RE.fullmatch(part)
-            if not tm:
-                raise syntax()
-            name, suffix = tm.group(1).upper(), tm.group(2)
-            if suffix and int(suffix) != 1:
-                raise ScpiError(-114, "Header suffix out of range")
-            tokens.append(name)
+        tokens = header_tokens(header[1:] if header.startswith(":") else header)
         if not absolute:
             tokens = path + tokens
         new_path = tokens[:-1]
@@ -519,72 +495,43 @@ class VirtualB2900:
 
     # -- helpers for handlers ------------------------------------------------
     @staticmethod
-    def _one(params: list[str]) -> str:
-        if not params:
-            raise ScpiError(-109, "Missing parameter")
-        if len(params) > 1:
-            raise ScpiError(-108, "Parameter not allowed")
-        return params[0]
-
-    @staticmethod
-    def _none(params: list[str]) -> None:
-        if params:
-            raise ScpiError(-108, "Parameter not allowed")
-
-    @staticmethod
-    def _channels(params: list[str]) -> None:
-        if not params:
-            return
-        if len(params) > 1:
-            raise ScpiError(-108, "Parameter not allowed")
-        m = re.fullmatch(r"\(\s*@\s*(\d+)\s*\)", params[0])
-        if not m:
-            raise ScpiError(-104, "Data type error")
-        if int(m.group(1)) != 1:
-            raise illegal()
-
-    @staticmethod
     def _reply(text: str) -> bytes:
         return text.encode("ascii")
 
-    def _format_values(self, values: np.ndarray, s: _Settings) -> bytes:
-        if s.data_format == "ASC":
-            return ",".join(fmt(float(v)) for v in values).encode("ascii")
-        dtype = "f8" if s.data_format == "REAL64" else "f4"
-        order = ">" if s.byte_order == "NORM" else "<"
-        payload = np.asarray(values, dtype=order + dtype).tobytes()
-        length = str(len(payload))
-        return b"#" + str(len(length)).encode() + length.encode() + payload
+    @staticmethod
+    def _format_values(values: np.ndarray, s: _Settings) -> bytes:
+        return format_values(values, s.data_format, s.byte_order)
 
     # -- common commands ----------------------------------------------------
     def _c_idn(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(self.idn)
 
     def _c_rst(self, params, conn):
-        self._none(params)
+        no_params(params)
         with self._lock:
             self._abort_acquisition()
             self._settings = _Settings()
+            self._trace = TraceBuffer(MAX_POINTS)
         return None
 
     def _c_cls(self, params, conn):
-        self._none(params)
+        no_params(params)
         with self._lock:
             self._errors.clear()
         return None
 
     def _c_opc(self, params, conn):
-        self._none(params)
+        no_params(params)
         return None
 
     def _c_opc_q(self, params, conn):
-        self._none(params)
+        no_params(params)
         self._wait_done(conn)
         return b"1"
 
     def _c_wai(self, params, conn):
-        self._none(params)
+        no_params(params)
         self._wait_done(conn)
         return None
 
@@ -604,148 +551,186 @@ class VirtualB2900:
                 setattr(self._settings, k, v)
 
     def _s_volt(self, params, conn):
-        self._set(voltage_v=number(self._one(params), -210.0, 210.0, 0.0))
+        self._set(voltage_v=number(one_param(params), -210.0, 210.0, 0.0))
 
     def _q_volt(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(fmt(self._settings.voltage_v))
 
     def _s_func_mode(self, params, conn):
-        self._set(source_mode=keyword(self._one(params), "VOLTage"))
+        self._set(source_mode=keyword(one_param(params), "VOLTage"))
 
     def _q_func_mode(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(self._settings.source_mode)
 
     def _s_outp(self, params, conn):
-        p = self._one(params).strip().upper()
-        if p in ("1", "ON"):
-            self._set(output_on=True)
-        elif p in ("0", "OFF"):
-            self._set(output_on=False)
-        else:
-            raise illegal()
+        self._set(output_on=boolean(one_param(params)))
 
     def _q_outp(self, params, conn):
-        self._none(params)
+        no_params(params)
         return b"1" if self._settings.output_on else b"0"
 
     def _s_sense_func(self, params, conn):
-        if not params:
-            raise ScpiError(-109, "Missing parameter")
-        funcs = []
-        for p in params:
-            inner = p.strip()
-            if len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "\"'":
-                inner = inner[1:-1]
-            else:
-                raise ScpiError(-104, "Data type error")
-            for item in inner.split(","):
-                funcs.append(keyword(item, "VOLTage", "CURRent"))
+        funcs = string_list(params, "VOLTage", "CURRent")
         with self._lock:  # [:ON] enables the given functions, leaving the others on
             on = set(self._settings.sense_functions) | set(funcs)
             self._settings.sense_functions = tuple(f for f in ("VOLT", "CURR") if f in on)
 
     def _q_sense_func(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(",".join(f'"{f}"' for f in self._settings.sense_functions))
 
     def _s_prot(self, params, conn):
-        self._set(current_limit_a=number(self._one(params), 1e-8, 3.03, 1e-4))
+        self._set(current_limit_a=number(one_param(params), 1e-8, 3.03, 1e-4))
 
     def _q_prot(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(fmt(self._settings.current_limit_a))
 
     def _s_aper(self, params, conn):
-        self._set(aperture_s=number(self._one(params), 8e-6, 2.0, 0.02))
+        self._set(aperture_s=number(one_param(params), 8e-6, 2.0, 0.02))
 
     def _q_aper(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(fmt(self._settings.aperture_s))
 
     def _s_trig_sour(self, params, conn):
-        self._set(trigger_source=keyword(self._one(params), "AINT", "TIMer"))
+        self._set(trigger_source=keyword(one_param(params), "AINT", "TIMer"))
 
     def _q_trig_sour(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(self._settings.trigger_source)
 
     def _s_trig_tim(self, params, conn):
-        self._set(trigger_timer_s=number(self._one(params), 2e-5, 1e5, 1e-3))
+        self._set(trigger_timer_s=number(one_param(params), 2e-5, 1e5, 1e-3))
 
     def _q_trig_tim(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(fmt(self._settings.trigger_timer_s))
 
     def _s_trig_coun(self, params, conn):
-        self._set(trigger_count=int(round(number(self._one(params), 1, MAX_POINTS, 1))))
+        self._set(trigger_count=int(round(number(one_param(params), 1, MAX_POINTS, 1))))
 
     def _q_trig_coun(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(f"{self._settings.trigger_count:+d}")
 
+    def _require_trace_idle(self) -> None:
+        # caller holds the lock; the manual allows these only with the control at NEVer
+        if self._settings.trace_control != "NEV":
+            raise ScpiError(-221, "Settings conflict")
+
     def _s_trac_feed(self, params, conn):
-        self._set(trace_feed=keyword(self._one(params), "SENSe"))
+        feed = keyword(one_param(params), "SENSe")
+        with self._lock:
+            self._require_trace_idle()
+            self._settings.trace_feed = feed
 
     def _q_trac_feed(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(self._settings.trace_feed)
 
     def _s_trac_poin(self, params, conn):
-        self._set(trace_points=int(round(number(self._one(params), 1, MAX_POINTS, MAX_POINTS))))
+        points = int(round(number(one_param(params), 1, MAX_POINTS, MAX_POINTS)))
+        with self._lock:
+            self._require_trace_idle()
+            self._settings.trace_points = points
+            self._trace.resize(points)
 
     def _q_trac_poin(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(f"{self._settings.trace_points:+d}")
 
     def _s_trac_cont(self, params, conn):
-        self._set(trace_control=keyword(self._one(params), "NEXT", "NEVer"))
+        self._set(trace_control=keyword(one_param(params), "NEXT", "NEVer"))
 
     def _q_trac_cont(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(self._settings.trace_control)
 
+    def _s_trac_cle(self, params, conn):
+        no_params(params)
+        with self._lock:
+            self._require_trace_idle()
+            self._trace.clear()
+
+    def _q_trac_act(self, params, conn):
+        no_params(params)
+        with self._lock:
+            return self._reply(f"{self._trace.count:+d}")
+
+    def _q_trac_free(self, params, conn):
+        no_params(params)
+        with self._lock:
+            total = self._trace.capacity
+            return self._reply(f"{total - self._trace.count:+d},{total:+d}")
+
+    def _q_trac_data(self, params, conn):  # non-blocking: what is stored now
+        with self._lock:
+            s = self._settings
+            window = data_window(params, self._trace.count, MAX_POINTS)
+            columns = self._trace.columns(*window) if window else None
+        return self._format_values(interleave(columns, s.elements), s)
+
+    def _q_sens_data(self, params, conn):  # non-blocking: the points acquired so far
+        with self._lock:
+            s, acq = self._settings, self._acq
+            window = data_window(params, acq.count if acq else 0, MAX_POINTS)
+            columns = acq.columns(*window) if window else None
+        return self._format_values(interleave(columns, s.elements), s)
+
+    def _q_sens_latest(self, params, conn):
+        no_params(params)
+        with self._lock:
+            s, acq = self._settings, self._acq
+            n = acq.count if acq else 0
+            columns = acq.columns(n - 1, n) if n else None
+        return self._format_values(interleave(columns, s.elements), s)
+
+    def _q_timer(self, params, conn):
+        no_params(params)
+        return self._reply(fmt(time.monotonic() - self._timer_zero))
+
+    def _s_timer_reset(self, params, conn):
+        no_params(params)
+        with self._lock:
+            self._timer_zero = time.monotonic()
+
+    def _s_timer_auto(self, params, conn):
+        self._set(timer_auto_reset=boolean(one_param(params)))
+
+    def _q_timer_auto(self, params, conn):
+        no_params(params)
+        return b"1" if self._settings.timer_auto_reset else b"0"
+
     def _s_form(self, params, conn):
-        if not params:
-            raise ScpiError(-109, "Missing parameter")
-        if len(params) > 2:
-            raise ScpiError(-108, "Parameter not allowed")
-        kind = keyword(params[0], "ASCii", "REAL")
-        if kind == "ASC":
-            if len(params) != 1:
-                raise ScpiError(-108, "Parameter not allowed")
-            self._set(data_format="ASC")
-            return
-        bits = int(number(params[1], 32, 64)) if len(params) == 2 else 64
-        if bits not in (32, 64):
-            raise out_of_range()
-        self._set(data_format=f"REAL{bits}")
+        self._set(data_format=parse_format(params))
 
     def _q_form(self, params, conn):
-        self._none(params)
+        no_params(params)
         f = self._settings.data_format
         return self._reply("ASC" if f == "ASC" else f"REAL,{f[4:]}")
 
     def _s_bord(self, params, conn):
-        self._set(byte_order=keyword(self._one(params), "NORMal", "SWAPped"))
+        self._set(byte_order=keyword(one_param(params), "NORMal", "SWAPped"))
 
     def _q_bord(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(self._settings.byte_order)
 
     def _s_elem(self, params, conn):
         if not params:
             raise ScpiError(-109, "Missing parameter")
         chosen = {keyword(p, "VOLTage", "CURRent", "TIME") for p in params}
-        self._set(elements=tuple(e for e in _ELEMENT_ORDER if e in chosen))
+        self._set(elements=tuple(e for e in ELEMENT_ORDER if e in chosen))
 
     def _q_elem(self, params, conn):
-        self._none(params)
+        no_params(params)
         return self._reply(",".join(self._settings.elements))
 
     def _s_init(self, params, conn):
-        self._channels(params)
+        channel_list(params)
         with self._lock:
             s = self._settings
             if s.trigger_source == "TIM" and s.aperture_s > s.trigger_timer_s:
@@ -754,7 +739,14 @@ class VirtualB2900:
             s.output_on = True  # output auto-on at :INIT, as the instrument's default
             interval = s.trigger_timer_s if s.trigger_source == "TIM" else s.aperture_s + 1e-4
             self._acq_seq += 1
-            acq = _Acquisition(self._acq_seq, time.monotonic(), interval, s)
+            t_start = time.monotonic()
+            if s.timer_auto_reset:  # the timer restarts at the initiate action
+                self._timer_zero = t_start
+            acq = Acquisition(
+                self._acq_seq, t_start, interval, aperture=s.aperture_s, points=s.trigger_count,
+                voltage=s.voltage_v, limit=s.current_limit_a, output_on=s.output_on,
+                measure_current="CURR" in s.sense_functions, time_offset_s=t_start - self._timer_zero,
+            )
             acq.thread = threading.Thread(
                 target=self._run_acquisition, args=(acq,), name=f"vb2900-acq-{acq.seq}", daemon=True
             )
@@ -763,29 +755,21 @@ class VirtualB2900:
         return None
 
     def _s_abor(self, params, conn):
-        self._channels(params)
+        channel_list(params)
         with self._lock:
             self._abort_acquisition()
         return None
 
     def _fetch(self, params, conn, element: str | None):
-        self._channels(params)
+        channel_list(params)
         acq = self._wait_done(conn)
         if acq is None or acq.count == 0:
             raise ScpiError(-230, "Data corrupt or stale")
         with self._lock:
             s = self._settings
-            n = acq.count
-            columns = {
-                "VOLT": np.full(n, acq.voltage if acq.output_on else 0.0),
-                "CURR": acq.currents[:n],
-                "TIME": acq.times[:n],
-            }
-            elements = (element,) if element else s.elements
-            if not elements:
-                raise ScpiError(-221, "Settings conflict")
-            data = np.column_stack([columns[e] for e in elements]).reshape(-1)
-            return self._format_values(data, s)
+            columns = acq.columns(0, acq.count)
+        elements = (element,) if element else s.elements
+        return self._format_values(interleave(columns, elements), s)
 
     def _q_fetch_all(self, params, conn):
         return self._fetch(params, conn, None)
@@ -800,7 +784,7 @@ class VirtualB2900:
         return self._fetch(params, conn, "TIME")
 
     def _q_meas_curr(self, params, conn):
-        self._channels(params)
+        channel_list(params)
         with self._lock:
             s = self._settings
             s.output_on = True
@@ -808,12 +792,14 @@ class VirtualB2900:
         aperture, voltage, limit, measure = snap
         t0 = time.monotonic()
         time.sleep(min(aperture, 2.0))
-        value = self._mean_current(t0, aperture, voltage, limit, True) if measure else NO_DATA
+        value = np.array([np.nan])  # no data
+        if measure:
+            value, _ = mean_currents(self.activity, np.array([t0]), aperture, voltage, limit, True, self.aperture_evals)
         with self._lock:
-            return self._format_values(np.array([value]), self._settings)
+            return self._format_values(value, self._settings)
 
     def _q_syst_err(self, params, conn):
-        self._none(params)
+        no_params(params)
         with self._lock:
             code, msg = self._errors.popleft() if self._errors else (0, "No error")
         return self._reply(f'{code:+d},"{msg}"')
@@ -831,6 +817,12 @@ class VirtualB2900:
         (compile_pattern(":TRACe:FEED"), _s_trac_feed, _q_trac_feed),
         (compile_pattern(":TRACe:POINts"), _s_trac_poin, _q_trac_poin),
         (compile_pattern(":TRACe:FEED:CONTrol"), _s_trac_cont, _q_trac_cont),
+        (compile_pattern(":TRACe:CLEar"), _s_trac_cle, None),
+        (compile_pattern(":TRACe:POINts:ACTual"), None, _q_trac_act),
+        (compile_pattern(":TRACe:FREE"), None, _q_trac_free),
+        (compile_pattern(":TRACe:DATA"), None, _q_trac_data),
+        (compile_pattern(":SENSe:DATA"), None, _q_sens_data),
+        (compile_pattern(":SENSe:DATA:LATest"), None, _q_sens_latest),
         (compile_pattern(":INITiate[:IMMediate][:ALL]"), _s_init, None),
         (compile_pattern(":ABORt[:ALL]"), _s_abor, None),
         (compile_pattern(":FORMat[:DATA]"), _s_form, _q_form),
@@ -841,6 +833,9 @@ class VirtualB2900:
         (compile_pattern(":FETCh:ARRay:VOLTage[:DC]"), None, _q_fetch_volt),
         (compile_pattern(":FETCh:ARRay:TIME"), None, _q_fetch_time),
         (compile_pattern(":MEASure:CURRent[:DC]"), None, _q_meas_curr),
+        (compile_pattern(":SYSTem:TIME:TIMer:COUNt"), None, _q_timer),
+        (compile_pattern(":SYSTem:TIME:TIMer:COUNt:RESet"), _s_timer_reset, None),
+        (compile_pattern(":SYSTem:TIME:TIMer:COUNt:RESet:AUTO"), _s_timer_auto, _q_timer_auto),
         (compile_pattern(":SYSTem:ERRor[:NEXT]"), None, _q_syst_err),
     ]
 
@@ -848,9 +843,9 @@ class VirtualB2900:
     def _abort_acquisition(self) -> None:
         acq = self._acq
         if acq is not None and not acq.done.is_set():
-            acq.abort.set()
+            acq.request_abort()
 
-    def _wait_done(self, conn: _Connection) -> _Acquisition | None:
+    def _wait_done(self, conn: _Connection) -> Acquisition | None:
         """Block until the current acquisition is complete (bounded)."""
         with self._lock:
             acq = self._acq
@@ -864,87 +859,34 @@ class VirtualB2900:
                 raise ScpiError(-230, "Data corrupt or stale")
         return acq
 
-    def _current_at(self, t: float, voltage: float, limit: float, output_on: bool) -> float:
-        if not output_on or voltage <= 0.0:
-            return 0.0
-        i = float(self.activity.power_w(t)) / voltage
-        return min(max(i, -limit), limit)
-
-    def _mean_current(self, t0: float, aperture: float, voltage: float, limit: float, output_on: bool) -> float:
-        m = self.aperture_evals
-        total = 0.0
-        for j in range(m):
-            total += self._current_at(t0 + aperture * (j + 0.5) / m, voltage, limit, output_on)
-        return total / m
-
-    def _run_acquisition(self, acq: _Acquisition) -> None:
+    def _run_acquisition(self, acq: Acquisition) -> None:
         try:
-            for k in range(acq.points):
-                if acq.abort.is_set() or self._stopping.is_set():
-                    break
-                t_k = acq.t_start + k * acq.interval
-                delay = t_k + acq.aperture - time.monotonic()
-                if delay > 0 and acq.abort.wait(delay):
-                    break
-                if acq.measure_current:
-                    value = self._mean_current(t_k, acq.aperture, acq.voltage, acq.limit, acq.output_on)
-                else:
-                    value = NO_DATA
-                acq.currents[k] = value
-                acq.times[k] = k * acq.interval
-                acq.count = k + 1
-                with self._lock:
-                    n = self._disconnect_after
-                    fire = n is not None and acq.count >= n
-                    if fire:
-                        self._disconnect_after = None
-                if fire:
-                    self.drop_connections()
+            run_acquisition(acq, self.activity, aperture_evals=self.aperture_evals, publish=self._publish)
             self._record_ground_truth(acq)
         finally:
             acq.done.set()
 
-    def _record_ground_truth(self, acq: _Acquisition) -> None:
-        n = acq.count
-        if n == 0:
+    def _publish(self, acq: Acquisition, k0: int, k1: int) -> None:
+        """New points ``[k0, k1)`` of ``acq``: feed the trace buffer, fire injected faults."""
+        with self._lock:
+            s = self._settings
+            if s.trace_control == "NEXT" and s.trace_feed == "SENS":
+                self._trace.append(acq.columns(k0, k1))
+                if self._trace.full:  # buffer full: the control changes to NEVer, no error
+                    s.trace_control = "NEV"
+            n = self._disconnect_after
+            fire = n is not None and acq.count >= n
+            if fire:
+                self._disconnect_after = None
+        if fire:
+            self.drop_connections()
+
+    def _record_ground_truth(self, acq: Acquisition) -> None:
+        gt = ground_truth(acq, self.activity, self.ground_truth_oversample)
+        if gt is None:
             return
-        half = acq.aperture / 2.0
-        c0 = acq.t_start + half
-        c1 = acq.t_start + (n - 1) * acq.interval + half
-        step = acq.interval / self.ground_truth_oversample
-        energy = 0.0
-        if n >= 2:
-            # (c1 - c0) carries the rounding of two large monotonic times: allow a millionth of a step
-            m = max(1, int(math.ceil((c1 - c0) / step - 1e-6)))
-            grid = np.linspace(c0, c1, m + 1)
-            p = np.array(
-                [acq.voltage * self._current_at(float(t), acq.voltage, acq.limit, acq.output_on) for t in grid]
-            )
-            energy = float(np.sum((p[1:] + p[:-1]) * np.diff(grid)) / 2.0)
-            step = (c1 - c0) / m
-        duration = c1 - c0
-        gt = GroundTruth(
-            acquisition=acq.seq,
-            start_mono_s=acq.t_start,
-            interval_s=acq.interval,
-            aperture_s=acq.aperture,
-            points=acq.points,
-            points_acquired=n,
-            aborted=n < acq.points,
-            voltage_v=acq.voltage,
-            window_start_mono_s=c0,
-            window_end_mono_s=c1,
-            energy_j=energy,
-            mean_power_w=energy / duration if duration > 0 else float("nan"),
-            fine_step_s=step,
-        )
         with self._lock:
             self._acquisitions.append(gt)
         if self.ground_truth_log is not None:
             with self._log_lock:
-                try:
-                    self.ground_truth_log.parent.mkdir(parents=True, exist_ok=True)
-                    with open(self.ground_truth_log, "a", encoding="utf-8") as fh:
-                        fh.write(gt.to_json() + "\n")
-                except OSError:
-                    pass  # the log is a convenience; never take the server down
+                gt.append_to(self.ground_truth_log)

@@ -23,14 +23,23 @@ A :class:`BoardSimulator` thread ticks every ``tick_s`` and
 Activity comes from an :mod:`~orchestrator.virtual.activity` source, sampled
 every ``activity_period_s``. The thread stops by itself after
 ``max_lifetime_s``.
+
+The simulator is also the activity source of a virtual SMU on the board's
+supply (:mod:`orchestrator.meters.activity` protocol): the whole-board power
+computed at each tick holds until the next tick, and the last ``history_s`` of
+that step function are kept (:meth:`BoardSimulator.power_w` of a time,
+:meth:`~BoardSimulator.power_w_array`, exact :meth:`~BoardSimulator.energy_j`
+of a window).
 """
 
 from __future__ import annotations
 
+import bisect
 import os
 import random
 import threading
 import time
+from array import array
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +63,7 @@ TEMP_WRITE_PERIOD_S = 0.25
 EMPTY_WRITE_GRACE_S = 0.2
 RECENT_WRITE_S = 0.05  # well above the coarse timestamp granularity of file systems
 MAX_CONSECUTIVE_FAILURES = 250  # ~5 s of failing ticks: the tree is gone, stop
+SUPPLY_HISTORY_S = 600.0
 
 
 @dataclass
@@ -146,12 +156,101 @@ def _parse_int(text: str) -> int | None:
         return None
 
 
+class _SupplyHistory:
+    """The whole-board supply power as a step function of time.
+
+    The value recorded at tick ``t_k`` holds on ``[t_k, t_{k+1})``; before the
+    first kept tick the first value holds, after the last one the last value.
+    ``_e[k]`` is the energy from the first tick ever recorded to ``t_k``, so the
+    energy of a window is a difference of two look-ups. Only the last
+    ``history_s`` are kept (trimmed by whole chunks). Readers asking for a time
+    the simulator has not reached yet, but that is not in the future, wait for
+    the tick that covers it, at most ``wait_s``.
+    """
+
+    def __init__(self, history_s: float, wait_s: float):
+        self.history_s = float(history_s)
+        self.wait_s = float(wait_s)
+        self._t = array("d")
+        self._v = array("d")
+        self._e = array("d")
+        self._cond = threading.Condition()
+        self._closed = False
+
+    def record(self, t: float, watts: float) -> None:
+        with self._cond:
+            if self._t and t <= self._t[-1]:
+                self._v[-1] = watts  # same instant: the newer value wins
+            else:
+                e = self._e[-1] + self._v[-1] * (t - self._t[-1]) if self._t else 0.0
+                self._t.append(t)
+                self._v.append(watts)
+                self._e.append(e)
+                if t - self._t[0] > 1.1 * self.history_s + 1.0:
+                    k = bisect.bisect_left(self._t, t - self.history_s)
+                    del self._t[:k], self._v[:k], self._e[:k]
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        """No more ticks: readers stop waiting."""
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def _wait_for(self, t: float) -> None:
+        # caller holds _cond and the history is not empty
+        if t > self._t[-1] and not self._closed and t <= time.monotonic():
+            deadline = time.monotonic() + self.wait_s
+            while t > self._t[-1] and not self._closed:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+
+    def _cumulative(self, x: float) -> float:
+        k = max(0, bisect.bisect_right(self._t, x) - 1)
+        return self._e[k] + self._v[k] * (x - self._t[k])
+
+    def value(self, t: float) -> float | None:
+        with self._cond:
+            if not self._t:
+                return None
+            self._wait_for(t)
+            return self._v[max(0, bisect.bisect_right(self._t, t) - 1)]
+
+    def values(self, t):
+        import numpy as np  # see BoardSimulator.power_w_array
+
+        t = np.asarray(t, dtype=float)
+        with self._cond:
+            if not self._t:
+                return None
+            if t.size == 0:
+                return np.empty(t.shape)
+            lo_t, hi_t = float(np.min(t)), float(np.max(t))
+            self._wait_for(hi_t)
+            lo = max(0, bisect.bisect_right(self._t, lo_t) - 1)
+            hi = max(lo + 1, bisect.bisect_right(self._t, hi_t))
+            times = np.array(self._t[lo:hi])
+            watts = np.array(self._v[lo:hi])
+        idx = np.maximum(np.searchsorted(times, t, side="right") - 1, 0)
+        return watts[idx]
+
+    def energy(self, t0: float, t1: float) -> float | None:
+        with self._cond:
+            if not self._t:
+                return None
+            self._wait_for(max(t0, t1))
+            return self._cumulative(t1) - self._cumulative(t0)
+
+
 class BoardSimulator:
     """Runs the board's kernel side in a thread; ``with BoardSimulator(...) as sim:``."""
 
     def __init__(self, root: Path, layout: SocLayout, activity: Activity, *, tick_s: float = 0.02,
                  activity_period_s: float = 0.1, max_lifetime_s: float = 3600.0,
-                 power: SocPower | None = None, noise_rel: float = 0.002, seed: int = 0):
+                 power: SocPower | None = None, noise_rel: float = 0.002, seed: int = 0,
+                 history_s: float = SUPPLY_HISTORY_S):
         if tick_s <= 0 or max_lifetime_s <= 0:
             raise ValueError("tick_s and max_lifetime_s must be positive")
         self.root = Path(root)
@@ -201,6 +300,9 @@ class BoardSimulator:
         self._rails: dict = {}
         self._last_step: float | None = None
         self._last_activity: float = -1e9
+        # whole-board power per tick, for power_w(t) and energy_j(t0, t1); readers wait at
+        # most a few ticks for one that has not happened yet
+        self._supply = _SupplyHistory(history_s, wait_s=10 * tick_s + 0.1)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -271,20 +373,54 @@ class BoardSimulator:
         with self._lock:
             return {name: r.power_w for name, r in self._rails.items()}
 
-    def energy_j(self) -> dict[str, float]:
-        """Ground truth: energy per rail since start()."""
-        with self._lock:
-            return dict(self._energy_j)
+    def energy_j(self, t0_mono_s: float | None = None,
+                 t1_mono_s: float | None = None) -> dict[str, float] | float:
+        """Ground truth.
 
-    def power_w(self, t_mono_s: float | None = None) -> float:
-        """Whole-board supply power now (what a meter at the barrel jack sees).
-
-        Matches the virtual meter's ``ActivitySource`` protocol
-        (:mod:`orchestrator.meters.activity`); the time
-        argument is accepted for that and ignored (the value is the latest).
+        Without arguments: energy per rail since start() (``dict``, J). With a
+        window: the exact energy (J, ``float``) of the whole-board supply power
+        over ``[t0_mono_s, t1_mono_s]``, the integral of the step function
+        :meth:`power_w` follows (the activity source protocol of
+        :mod:`orchestrator.meters.activity`).
         """
+        if t0_mono_s is None and t1_mono_s is None:
+            with self._lock:
+                return dict(self._energy_j)
+        if t0_mono_s is None or t1_mono_s is None:
+            raise TypeError("energy_j needs both ends of the window, or neither")
+        t0, t1 = float(t0_mono_s), float(t1_mono_s)
+        energy = self._supply.energy(t0, t1)
+        return energy if energy is not None else self._latest_supply_w() * (t1 - t0)
+
+    def _latest_supply_w(self) -> float:
         with self._lock:
             return self.model.rest_of_board_w + sum(r.power_w for r in self._rails.values())
+
+    def power_w(self, t_mono_s: float | None = None) -> float:
+        """Whole-board supply power (what a meter at the barrel jack sees).
+
+        Without argument: the latest value. At a time: the value computed at the
+        last tick at or before it (it holds until the next tick; times before the
+        kept history get its first value). For a time the simulator has not
+        reached yet but that is not in the future, waits (a few ticks at most)
+        for the tick that covers it.
+        """
+        if t_mono_s is not None:
+            watts = self._supply.value(float(t_mono_s))
+            if watts is not None:
+                return watts
+        return self._latest_supply_w()
+
+    def power_w_array(self, t):
+        """:meth:`power_w` at every time of the numpy array ``t`` (waits for the latest one).
+
+        numpy is imported here, not at the top: the farm itself does not need it."""
+        watts = self._supply.values(t)
+        if watts is None:
+            import numpy as np
+
+            return np.full(np.shape(t), self._latest_supply_w())
+        return watts
 
     def sensor_updates(self) -> dict[str, int]:
         with self._lock:
@@ -297,6 +433,12 @@ class BoardSimulator:
     # --- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self._supply.close()  # no more ticks: readers of power_w(t) stop waiting
+
+    def _loop(self) -> None:
         deadline = time.monotonic() + self.max_lifetime_s
         failures = 0
         while not self._stop.is_set():
@@ -348,6 +490,8 @@ class BoardSimulator:
                 self._energy_j[name] = self._energy_j.get(name, 0.0) + r.power_w * dt
             self._rails = rails
             caps = {k.name for k in self._knobs.values() if k.cap is not None}
+            supply_w = self.model.rest_of_board_w + sum(r.power_w for r in rails.values())
+        self._supply.record(now, supply_w)
         self._thermal(now, dt, rails, caps)
         for s in self._sensors:
             self._sensor(s, now, rails)

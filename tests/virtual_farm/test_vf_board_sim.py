@@ -6,6 +6,7 @@ import os
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from orchestrator.virtual.activity import (
@@ -243,6 +244,64 @@ def test_energy_ground_truth_and_board_power(tmp_path):
     assert rails["a73"] > rails["a53"]
     assert 0.4 < energy["a73"] / rails["a73"] < 0.7  # ~0.5 s at constant power
     assert sim.power_w() == pytest.approx(POWER["hikey970"].rest_of_board_w + sum(rails.values()))
+
+
+def test_supply_power_is_a_function_of_time(tmp_path):
+    """power_w(t) is the value of the tick at or before t, not the latest one; energy_j(t0, t1)
+    is the exact integral of that step function (the virtual SMU's activity source protocol)."""
+    layout = build_tree(tmp_path, "hikey970")
+    activity = FixedActivity({"a73": 0.0, "a53": 0.0})
+    with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, activity_period_s=TICK_S,
+                        max_lifetime_s=30) as sim:
+        t_start = time.monotonic()
+        time.sleep(0.1)
+        t_idle = time.monotonic()
+        idle = sim.power_w(t_idle)  # waits for the tick that covers t_idle
+        activity.set({"a73": 4.0, "a53": 4.0})
+        assert wait_for(lambda: sim.power_w() > idle + 1.0)
+        time.sleep(0.1)
+        t_busy = time.monotonic()
+        busy = sim.power_w(t_busy)
+        assert busy > idle + 1.0
+        # the past keeps its value: not the latest one
+        assert sim.power_w(t_idle) == idle
+        assert sim.power_w(t_start - 100.0) == sim.power_w(t_start - 50.0)  # before the history: its first value
+        times = [t_start + 0.01, t_idle, t_busy]
+        assert list(sim.power_w_array(np.array(times))) == [sim.power_w(t) for t in times]
+        # exact energy of a window holding the step, against a fine grid of the same function
+        grid = np.linspace(t_idle, t_busy, 200_001)
+        p = sim.power_w_array(grid)
+        reference = float(np.sum((p[1:] + p[:-1]) * np.diff(grid)) / 2.0)
+        energy = sim.energy_j(t_idle, t_busy)
+        assert energy == pytest.approx(reference, rel=1e-3)
+        assert idle * (t_busy - t_idle) < energy < busy * (t_busy - t_idle)
+        t_mid = (t_idle + t_busy) / 2
+        assert sim.energy_j(t_idle, t_mid) + sim.energy_j(t_mid, t_busy) == pytest.approx(energy, rel=1e-12)
+        assert sim.energy_j(t_idle, t_idle) == 0.0
+        assert isinstance(sim.energy_j(), dict)  # no window: energy per rail, as before
+        with pytest.raises(TypeError):
+            sim.energy_j(t_idle)
+    assert sim.error is None
+
+
+def test_board_simulator_as_the_meters_activity_source(tmp_path):
+    """A virtual SMU on the simulator's supply: its ground truth is the exact energy of the step
+    function, and it matches the energy of the readings."""
+    from orchestrator.meters import energy_j
+    from orchestrator.meters.b2900 import B2900Meter
+    from orchestrator.meters.virtual_b2900 import VirtualB2900
+
+    layout = build_tree(tmp_path, "hikey970")
+    activity = FixedActivity({"a73": 2.0, "a53": 1.0})
+    with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, activity_period_s=TICK_S,
+                        max_lifetime_s=30) as sim, VirtualB2900(sim) as smu:
+        with B2900Meter(smu.resource, voltage_v=12.0, current_limit_a=2.0, aperture_s=1.9e-3,
+                        interval_s=2e-3, timeout_ms=3000) as meter:
+            trace = meter.measure_window(0.3)
+        gt = smu.acquisitions[-1]
+        assert gt.method == "exact" and gt.points_acquired == len(trace)
+        assert gt.energy_j == pytest.approx(sim.energy_j(gt.window_start_mono_s, gt.window_end_mono_s), rel=1e-12)
+        assert energy_j(trace, trace.t_start_s, trace.t_end_s) == pytest.approx(gt.energy_j, rel=0.005)
 
 
 def test_max_lifetime_stops_the_thread(tmp_path):
