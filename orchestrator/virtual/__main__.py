@@ -6,12 +6,18 @@
 ``--max-lifetime-s``, and tears it down. ``down`` removes the farm recorded in
 ``DIR/farm.json`` (also after a crash; it first asks a running ``up`` to stop).
 ``status`` prints the record, which boards answer and what exists.
+
+Each board's CLOCK_MONOTONIC is offset from this machine's (by default by
+seconds to hours, different per board; ``--clock-offsets xu3-1=3600,hikey-1=0.5``
+sets some, ``--same-clock`` gives every board this machine's clock).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -59,6 +65,43 @@ def parse_boards(text: str, sensors: str = "vendor") -> list[BoardSpec]:
     return specs
 
 
+def parse_clock_offsets(text: str, names: list[str]) -> dict[str, float]:
+    """'xu3-1=3600,hikey-1=-2.5' -> {'xu3-1': 3600.0, 'hikey-1': -2.5} (seconds, boards of ``names``)."""
+    offsets: dict[str, float] = {}
+    items = [p.strip() for p in text.split(",") if p.strip()]
+    if not items:
+        raise ValueError("--clock-offsets wants NAME=SECONDS[,NAME=SECONDS...], e.g. xu3-1=3600,hikey-1=0.5")
+    for item in items:
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name or not value:
+            raise ValueError(f"--clock-offsets: {item!r} is not NAME=SECONDS (e.g. xu3-1=3600)")
+        if name not in names:
+            raise ValueError(f"--clock-offsets: no board {name!r} in this farm; boards: {', '.join(names)}")
+        if name in offsets:
+            raise ValueError(f"--clock-offsets: board {name!r} is given twice")
+        try:
+            seconds = float(value)
+        except ValueError:
+            raise ValueError(f"--clock-offsets: {name}={value!r}: the offset must be a number of seconds") from None
+        if not math.isfinite(seconds):
+            raise ValueError(f"--clock-offsets: {name}={value!r}: the offset must be a finite number of seconds")
+        offsets[name] = seconds
+    return offsets
+
+
+def with_clock_offsets(specs: list[BoardSpec], *, clock_offsets: str | None = None,
+                       same_clock: bool = False) -> list[BoardSpec]:
+    """The specs with the clock offsets of ``--clock-offsets`` / ``--same-clock`` (others keep their default)."""
+    if same_clock and clock_offsets:
+        raise ValueError("--same-clock and --clock-offsets exclude each other")
+    if same_clock:
+        return [dataclasses.replace(s, clock_offset_s=0.0) for s in specs]
+    if clock_offsets is None:
+        return specs
+    offsets = parse_clock_offsets(clock_offsets, [s.name for s in specs])
+    return [dataclasses.replace(s, clock_offset_s=offsets[s.name]) if s.name in offsets else s for s in specs]
+
+
 def _meter(text: str | None) -> dict | None:
     if not text:
         return None
@@ -69,7 +112,8 @@ def _meter(text: str | None) -> dict | None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    specs = parse_boards(args.boards, args.sensors)
+    specs = with_clock_offsets(parse_boards(args.boards, args.sensors), clock_offsets=args.clock_offsets,
+                               same_clock=args.same_clock)
     meter = _meter(args.meter)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -82,7 +126,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         inventory = write_inventory(farm, farm.state_dir / "inventory.yml", meter=meter)
         print(f"READY {inventory}", flush=True)
         print(f"farm {farm.farm_id}: {len(specs)} boards on {farm.bridge} ({farm.bridge_address}/24) up in "
-              f"{time.monotonic() - t0:.2f} s; holding for at most {args.max_lifetime_s:g} s",
+              f"{time.monotonic() - t0:.2f} s; holding for at most {args.max_lifetime_s:g} s; clock offsets: "
+              + ", ".join(f"{s.name} {farm.clock_offset_ns(s.name) / 1e9:+.9g} s" for s in specs),
               file=sys.stderr, flush=True)
         stop.wait(args.max_lifetime_s)
     except FarmError as exc:
@@ -129,6 +174,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     out = {"farm_id": record["farm_id"], "status": record["status"], "bridge": record["bridge"],
            "owner_pid": owner, "owner_alive": bool(owner) and netns.alive(owner),
            "boards": {b["name"]: {"address": b["address"], "soc": b["soc"],
+                                  "clock_offset_s": b.get("clock_offset_s"),
                                   "ssh": ssh_banner(b["address"]) if record["status"] == "up" else False}
                       for b in record["boards"]},
            "leftovers": leftovers_of(record)}
@@ -147,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--ready-timeout-s", type=float, default=30.0)
     up.add_argument("--farm-id", default=None, help="1-6 lowercase letters/digits (default: random)")
     up.add_argument("--meter", default=None, help="BOARD=VISA_RESOURCE: add socfarm_meter to that board")
+    clocks = up.add_mutually_exclusive_group()
+    clocks.add_argument("--clock-offsets", default=None, metavar="NAME=SECONDS,...",
+                        help="board CLOCK_MONOTONIC minus this machine's, e.g. xu3-1=3600,hikey-1=-2.5 "
+                             "(default: seconds to hours, different per board)")
+    clocks.add_argument("--same-clock", action="store_true",
+                        help="every board reads this machine's monotonic clock (offset 0; for debugging)")
     up.set_defaults(func=cmd_up)
     down = sub.add_parser("down", help="tear down the farm recorded in --state (also after a crash)")
     down.add_argument("--state", required=True)

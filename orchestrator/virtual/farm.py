@@ -7,8 +7,10 @@ boards send beyond their own subnet unreachable (whatever ``ip_forward`` says).
 Per board: namespace ``sf<id>-<name>``, a veth pair whose host end is a bridge
 port and whose board end is ``eth0`` with ``10.231.<k>.<11+i>/24``, loopback
 up, default route via the bridge; a real ``sshd -D`` inside the namespace in
-its own UTS namespace (``hostname`` prints the board's name), bounded by
-``timeout``; a fake sysfs tree on a small tmpfs mounted at
+its own UTS namespace (``hostname`` prints the board's name) and its own time
+namespace (CLOCK_MONOTONIC and CLOCK_BOOTTIME offset from this machine's, as a
+board's clocks are: :attr:`BoardSpec.clock_offset_s`, :meth:`VirtualFarm.step_clock`),
+bounded by ``timeout``; a fake sysfs tree on a small tmpfs mounted at
 ``boards/<name>/sys`` (a RAM file system like /sys: sensors are rewritten
 many times a second), kept alive by a :class:`BoardSimulator` in this process
 and fed with the CPU time of the namespace's processes; a work directory
@@ -26,6 +28,8 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import math
+import numbers
 import os
 import re
 import secrets
@@ -36,6 +40,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 from orchestrator.virtual import netns, sshd
@@ -52,14 +57,36 @@ from orchestrator.virtual.teardown import (
     teardown,
 )
 
-__all__ = ["BoardSpec", "FarmError", "VirtualBoard", "VirtualFarm", "default_cpu_map", "leftovers_of",
-           "load_record", "teardown"]
+__all__ = ["BoardSpec", "FarmError", "VirtualBoard", "VirtualFarm", "default_clock_offset_s", "default_cpu_map",
+           "leftovers_of", "load_record", "seconds_to_ns", "teardown"]
 
 FIRST_HOST = 11
 LOCK_FILE = Path("/run/lock/socfarm-virtual-farm.lock")
 SOC_ALIASES = {"xu3": "odroid_xu3", "odroid_xu3": "odroid_xu3", "hikey970": "hikey970", "hikey": "hikey970"}
 NAME_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")
 ID_RE = re.compile(r"^[a-z0-9]{1,6}$")
+MAX_CLOCK_OFFSET_S = 10 * 365 * 86400.0  # ten years: far from the kernel's limit, far beyond any real board
+
+
+def default_clock_offset_s(index: int) -> float:
+    """Board ``index``'s default clock offset: 17.25 s, 1 h 2 min 20.75 s, 2 h 4 min 24.25 s, … (+3723.5 s
+    per board). Distinct, positive, seconds to hours apart, and with a fraction of a second, so that
+    an offset handled as whole seconds somewhere shows; quarter seconds are exact in binary."""
+    return 17.25 + 3723.5 * index
+
+
+def seconds_to_ns(seconds: float) -> int:
+    """Seconds as written (``repr``) to integer nanoseconds: 3740.75 -> 3740750000000, 0.1 -> 100000000."""
+    return int((Decimal(repr(float(seconds))) * 1_000_000_000).to_integral_value())
+
+
+def _offset_seconds(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what}: a number of seconds, got {value!r}")
+    seconds = float(value)
+    if not math.isfinite(seconds) or abs(seconds) > MAX_CLOCK_OFFSET_S:
+        raise ValueError(f"{what}: {seconds!r} s is not a finite offset within ±{MAX_CLOCK_OFFSET_S:g} s")
+    return seconds
 
 
 @dataclass(frozen=True)
@@ -67,6 +94,9 @@ class BoardSpec:
     name: str
     soc: str  # "odroid_xu3" | "hikey970" (aliases: "xu3", "hikey")
     sensors: str = "vendor"  # "vendor" | "hwmon" (XU3 only; HiKey 970 has no INA231)
+    # the board's CLOCK_MONOTONIC (and CLOCK_BOOTTIME) minus this machine's, in seconds (either sign,
+    # as long as the board's clock stays positive); None: default_clock_offset_s(its index in the farm)
+    clock_offset_s: float | None = None
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -75,6 +105,9 @@ class BoardSpec:
             raise ValueError(f"board {self.name}: unknown SoC {self.soc!r}; known: {', '.join(SOC_ALIASES)}")
         object.__setattr__(self, "soc", SOC_ALIASES[self.soc])
         layout_for(self.soc, self.sensors)  # validates the sensor variant
+        if self.clock_offset_s is not None:
+            object.__setattr__(self, "clock_offset_s",
+                               _offset_seconds(self.clock_offset_s, f"board {self.name}: clock offset"))
 
 
 @dataclass(frozen=True)
@@ -139,6 +172,13 @@ class VirtualFarm:
         self.k: int | None = None
         self._sims: dict[str, BoardSimulator] = {}
         self._sshd: dict[str, subprocess.Popen] = {}
+        # each board's clock offset (ns) for processes started from now on, and its steps so far
+        self._clock_ns: dict[str, int] = {
+            spec.name: seconds_to_ns(spec.clock_offset_s if spec.clock_offset_s is not None
+                                     else default_clock_offset_s(i))
+            for i, spec in enumerate(self.specs)}
+        self._clock_steps: dict[str, list[dict]] = {spec.name: [] for spec in self.specs}
+        self._created: float | None = None
         self._lock = threading.RLock()
         self._closed = threading.Event()
         self._is_up = False
@@ -169,6 +209,13 @@ class VirtualFarm:
         except KeyError:
             raise KeyError(f"no board {name!r} in farm {self.farm_id}") from None
 
+    def clock_offset_ns(self, name: str) -> int:
+        """The board's CLOCK_MONOTONIC minus this process's, in ns, exactly (CLOCK_BOOTTIME has the same
+        offset), for processes the board starts from now on (see :meth:`step_clock`)."""
+        if name not in self._clock_ns:
+            raise KeyError(f"no board {name!r} in farm {self.farm_id}")
+        return self._clock_ns[name]
+
     def simulator(self, name: str) -> BoardSimulator:
         return self._sims[name]
 
@@ -196,6 +243,7 @@ class VirtualFarm:
                 return self
             self._closed = threading.Event()
             _preflight()
+            self._created = time.time()
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._clear_stale()
             sshd.ensure_key(self.key_file, f"socfarm-virtual-farm-{self.farm_id}")
@@ -270,34 +318,47 @@ class VirtualFarm:
     def kill_sshd(self, name: str, *, timeout_s: float = 5.0) -> None:
         """Kill the board's listening sshd (SIGKILL, like a crash): port 22 then refuses.
         Sessions already open keep running, as they would on a board."""
-        b = self.board(name)
-        pid = _read_pid(b.pid_file)
-        with self._lock:
-            proc = self._sshd.pop(name, None)
-        if pid is not None and netns.alive(pid):
-            os.kill(pid, signal.SIGKILL)
-        if proc is not None:
-            _stop_popen(proc)
-        b.pid_file.unlink(missing_ok=True)
-        deadline = time.monotonic() + timeout_s
-        while _port_open(b.address, 22):
-            if time.monotonic() > deadline:
-                raise FarmError(f"{name}: port 22 still open after killing sshd")
-            time.sleep(0.05)
+        self._stop_sshd(self.board(name), signal.SIGKILL, timeout_s)
 
     def start_sshd(self, name: str, *, timeout_s: float = 10.0) -> None:
-        """(Re)start a board's sshd, e.g. after :meth:`kill_sshd`."""
+        """(Re)start a board's sshd, e.g. after :meth:`kill_sshd` (in a new time namespace with the
+        board's current clock offset)."""
         b = self.board(name)
         with self._lock:
             old = self._sshd.get(name)
             if old is not None and old.poll() is None:
                 return
             self._start_sshd(b)
-        deadline = time.monotonic() + timeout_s
-        while not ssh_banner(b.address, timeout_s=0.5):
-            if time.monotonic() > deadline:
-                raise FarmError(f"{name}: sshd did not come back: {self._log_tail(name)}")
-            time.sleep(0.05)
+        self._wait_banner(name, timeout_s)
+
+    def step_clock(self, name: str, delta_s: float, *, timeout_s: float = 10.0) -> int:
+        """Step the board's clocks by ``delta_s`` (either sign) for the processes it starts from now on;
+        returns the new :meth:`clock_offset_ns`.
+
+        The offsets of a time namespace are fixed once a process is in it, so the board's sshd is
+        stopped and started again in a new namespace with the new offset (port 22 refuses for the
+        moment this takes); ``farm.json`` notes the step. New SSH connections, and everything they
+        start, read the new clock. Processes already running keep the namespace, and so the clock,
+        they started in, exactly as on Linux: an open session and what it runs (a serving device
+        agent, say), and also new sessions multiplexed over a connection opened before the step (an
+        ssh ControlMaster, a paramiko/fabric client kept open), which that connection's sshd process
+        serves. A real board's clock does not step: this stands in for drift between two probes."""
+        b = self.board(name)
+        delta_ns = seconds_to_ns(_offset_seconds(delta_s, f"{name}: clock step"))
+        with self._lock:
+            if not self._is_up:
+                raise FarmError(f"farm {self.farm_id} is not up")
+            old_ns = self._clock_ns[name]
+            new_ns = old_ns + delta_ns
+            _check_clock(name, new_ns)
+            self._stop_sshd(b, signal.SIGTERM, timeout_s)
+            self._clock_ns[name] = new_ns
+            self._clock_steps[name].append({"from_ns": old_ns, "to_ns": new_ns,
+                                            "monotonic_ns": time.monotonic_ns(), "time": time.time()})
+            self._save("up")
+            self._start_sshd(b)
+        self._wait_banner(name, timeout_s)
+        return new_ns
 
     def link_down(self, name: str) -> None:
         netns.ip("link", "set", self.board(name).veth_host, "down")
@@ -336,11 +397,18 @@ class VirtualFarm:
     def _save(self, status: str) -> None:
         assert self.k is not None
         record = {"version": 1, "status": status, "farm_id": self.farm_id, "k": self.k,
-                  "state_dir": str(self.state_dir), "owner_pid": os.getpid(), "created": time.time(),
+                  "state_dir": str(self.state_dir), "owner_pid": os.getpid(), "created": self._created or time.time(),
                   "max_lifetime_s": self.max_lifetime_s, "key_file": str(self.key_file),
                   "known_hosts": str(self.known_hosts),
-                  "boards": [b.to_json() for b in self.boards.values()], **farm_names(self.farm_id, self.k)}
+                  "boards": [{**b.to_json(), **self._clock_record(b.name)} for b in self.boards.values()],
+                  **farm_names(self.farm_id, self.k)}
         save_record(self.state_dir, record)
+
+    def _clock_record(self, name: str) -> dict:
+        """The board's clock in ``farm.json``: its offset for new processes (board CLOCK_MONOTONIC minus
+        the farm process's), and each step (``from_ns`` -> ``to_ns``, when, on this machine's clocks)."""
+        ns = self._clock_ns[name]
+        return {"clock_offset_ns": ns, "clock_offset_s": ns / 1e9, "clock_steps": list(self._clock_steps[name])}
 
     def _clear_stale(self) -> None:
         record = load_record(self.state_dir)
@@ -399,12 +467,40 @@ class VirtualFarm:
         os.replace(tmp, self.known_hosts)
 
     def _start_sshd(self, b: VirtualBoard) -> None:
+        _check_clock(b.name, self._clock_ns[b.name])
         b.pid_file.unlink(missing_ok=True)
         cmd = sshd.start_command(netns=b.netns, hostname=b.name, config=b.sshd_config,
-                                 max_lifetime_s=self.max_lifetime_s)
+                                 max_lifetime_s=self.max_lifetime_s, clock_offset_ns=self._clock_ns[b.name])
         with open(b.log_file, "ab") as log:
             self._sshd[b.name] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                                   start_new_session=True, close_fds=True)
+
+    def _stop_sshd(self, b: VirtualBoard, sig: int, timeout_s: float) -> None:
+        """Stop the board's listening sshd with ``sig`` and wait until port 22 refuses; sessions stay.
+
+        The listener is the pid in its PidFile; its ``unshare`` parent and ``timeout`` (the Popen's
+        process group, see ``sshd.start_command``) end with it."""
+        pid = _read_pid(b.pid_file)
+        with self._lock:
+            proc = self._sshd.pop(b.name, None)
+        if pid is not None and netns.alive(pid):
+            os.kill(pid, sig)
+        if proc is not None:
+            _stop_popen(proc)
+        b.pid_file.unlink(missing_ok=True)
+        deadline = time.monotonic() + timeout_s
+        while _port_open(b.address, 22):
+            if time.monotonic() > deadline:
+                raise FarmError(f"{b.name}: port 22 still open after stopping sshd")
+            time.sleep(0.05)
+
+    def _wait_banner(self, name: str, timeout_s: float) -> None:
+        b = self.board(name)
+        deadline = time.monotonic() + timeout_s
+        while not ssh_banner(b.address, timeout_s=0.5):
+            if time.monotonic() > deadline:
+                raise FarmError(f"{name}: sshd did not come back: {self._log_tail(name)}")
+            time.sleep(0.05)
 
     def _log_tail(self, name: str, n: int = 400) -> str:
         try:
@@ -430,6 +526,18 @@ def _preflight() -> None:
         missing.append(sshd.SSHD)
     if missing:
         raise FarmError(f"missing tools: {', '.join(missing)}")
+    if not Path("/proc/self/timens_offsets").exists():
+        raise FarmError("this kernel has no time namespaces (CONFIG_TIME_NS, Linux 5.6 or later): "
+                        "boards cannot have clocks of their own")
+
+
+def _check_clock(name: str, offset_ns: int) -> None:
+    """A board's CLOCK_MONOTONIC (ours plus its offset) must not be negative: the kernel refuses it."""
+    now_ns = time.monotonic_ns()
+    if now_ns + offset_ns < 0 or abs(offset_ns) > MAX_CLOCK_OFFSET_S * 1e9:
+        raise FarmError(f"{name}: a clock offset of {offset_ns / 1e9:+.9f} s is out of range (the board's "
+                        f"CLOCK_MONOTONIC would read {(now_ns + offset_ns) / 1e9:.3f} s; it must not be negative, "
+                        f"and the offset within ±{MAX_CLOCK_OFFSET_S:g} s)")
 
 
 @contextlib.contextmanager

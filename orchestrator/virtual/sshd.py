@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 SSHD = "/usr/sbin/sshd"
@@ -61,17 +62,70 @@ def render_config(*, address: str, host_key: Path, pid_file: Path, authorized_ke
     ])
 
 
-def start_command(*, netns: str, hostname: str, config: Path, max_lifetime_s: float) -> list[str]:
-    """sshd in ``netns`` with its own UTS namespace (``hostname`` prints the board's name),
-    without this machine's dotfiles (``without_dotfiles``), in the foreground, bounded by ``timeout``."""
+def start_command(*, netns: str, hostname: str, config: Path, max_lifetime_s: float,
+                  clock_offset_ns: int = 0) -> list[str]:
+    """sshd in ``netns`` with its own UTS namespace (``hostname`` prints the board's name) and its own
+    time namespace (CLOCK_MONOTONIC and CLOCK_BOOTTIME ``clock_offset_ns`` ahead of the caller's, see
+    ``in_time_namespace``), without this machine's dotfiles (``without_dotfiles``), in the foreground,
+    bounded by ``timeout``.
+
+    Processes: ``ip netns exec`` execs the time-namespace launcher, which execs ``unshare``; that
+    ``unshare`` stays as the parent (``--fork``: a time namespace's offsets apply to children) and
+    takes its child down with it (``--kill-child``); the child execs ``timeout``, whose child is
+    the listening sshd (the pid in its ``PidFile``). All of them stay in the process group of the
+    first process: ``unshare`` blocks SIGTERM while it waits, so ``timeout`` runs with
+    ``--foreground`` (it would otherwise move to a group of its own, out of reach of a signal to
+    the group, and a SIGKILL to the group would orphan sshd)."""
     lifetime_s = max(1, math.ceil(max_lifetime_s))  # 'timeout 0' would mean no limit
     inner = (
         # no IPv6 inside the board: its only network is the farm's IPv4 subnet
         "echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6 2>/dev/null; "
         "echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6 2>/dev/null; "
-        f"hostname {shlex.quote(hostname)} && exec timeout -k 5 {lifetime_s} "
+        f"hostname {shlex.quote(hostname)} && exec timeout --foreground -k 5 {lifetime_s} "
         f"{SSHD} -D -e -f {shlex.quote(str(config))}")
-    return ["ip", "netns", "exec", netns, *without_dotfiles(inner, "--uts")]
+    board = without_dotfiles(inner, "--uts", "--fork", "--kill-child")
+    return ["ip", "netns", "exec", netns, *in_time_namespace(clock_offset_ns, board)]
+
+
+# Runs as ``python -c TIMENS_LAUNCHER OFFSET_NS COMMAND...``. unshare(1) takes whole seconds only
+# (util-linux 2.38), so the namespace is made here, to the nanosecond: the offsets of a new time
+# namespace can be written until a process enters it, which happens at the exec below (or, on
+# kernels that do not switch at exec, at the fork of ``unshare --fork``).
+TIMENS_LAUNCHER = r"""
+import ctypes, os, sys
+CLONE_NEWTIME = 0x80
+offset = int(sys.argv[1])
+def fail(what, err):
+    sys.stderr.write(f"board clock: {what}: {os.strerror(err)}\n")
+    sys.exit(1)
+own = {}  # the offsets of this process's own time namespace: the new ones are relative to its clock
+try:
+    with open("/proc/self/timens_offsets") as f:
+        for line in f:
+            name, sec, nsec = line.split()
+            own[name] = int(sec) * 10**9 + int(nsec)
+except OSError as e:
+    fail("no time namespaces in this kernel (CONFIG_TIME_NS, Linux 5.6 or later)", e.errno)
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.unshare(CLONE_NEWTIME) != 0:
+    fail("unshare(CLONE_NEWTIME)", ctypes.get_errno())
+lines = "".join("%s %d %d\n" % (clock, *divmod(own.get(clock, 0) + offset, 10**9))
+                for clock in ("monotonic", "boottime"))
+try:
+    with open("/proc/self/timens_offsets", "w") as f:
+        f.write(lines)
+except OSError as e:
+    fail("cannot set the offsets (%s; a clock may not go below 0)" % lines.strip().replace("\n", ", "), e.errno)
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+
+def in_time_namespace(offset_ns: int, command: list[str]) -> list[str]:
+    """``command`` in a new time namespace whose CLOCK_MONOTONIC and CLOCK_BOOTTIME read ``offset_ns``
+    more than the caller's (CLOCK_REALTIME is not namespaced), to the nanosecond. Everything the
+    command starts sees the offset clocks (the command itself too, on kernels that switch namespace
+    at exec); a process keeps the time namespace it started in."""
+    return [sys.executable, "-I", "-S", "-c", TIMENS_LAUNCHER, str(int(offset_ns)), *command]
 
 
 def without_dotfiles(shell_command: str, *unshare_flags: str) -> list[str]:
