@@ -7,9 +7,12 @@ Served, the agent starts once and reads one request per line on stdin:
 
     {"command": "run", "spec": {...job spec...}}
     {"command": "idle", "spec": {...idle spec...}}
+    {"command": "clock"}
 
 and answers each with exactly the events ``run``/``idle`` would write, ended
-by the request's ``summary`` or ``error``. Before the first request it writes
+by the request's ``summary`` or ``error``; ``clock`` is answered at once with
+one ``clock`` event (its ``t_mono_ns`` is the board's clock), so that the
+controller can estimate the offset of the clocks around every job. Before the first request it writes
 one ``ready`` event (its pid and version). End of stdin ends it (exit 0); a
 SIGTERM or SIGINT ends the running request with an ``Interrupted`` error
 event (frequencies and sensors restored, as in ``run``) and then the process.
@@ -34,7 +37,7 @@ from device_agent.events import EventWriter
 from device_agent.outputs import make_output_dir
 from device_agent.request import execute
 
-COMMANDS = ("run", "idle")
+COMMANDS = ("run", "idle", "clock")
 
 
 class _Stop(Exception):
@@ -64,11 +67,14 @@ def serve(requests: IO[str], out: IO[str]) -> int:
             if not line.strip():
                 continue
             events.job_id = None
+            raw = _decode(line)
+            if isinstance(raw, dict) and raw.get("command") == "clock" and set(raw) <= {"command"}:
+                events.emit("clock")  # nothing else: the reply must follow the request at once
+                continue
             _restore_affinity(initial_cpus)
             gc.collect()
             state["busy"] = True
             try:
-                raw = _decode(line)
                 idle = isinstance(raw, dict) and raw.get("command") == "idle"
                 code = execute(lambda: _request(raw), events, idle=idle)
             finally:
@@ -105,6 +111,8 @@ def _request(raw: Any) -> Any:
         raise SpecError("request: unknown key(s) %s" % ", ".join(unknown))
     if raw.get("command") not in COMMANDS:
         raise SpecError("request.command: expected one of %s, got %r" % (", ".join(COMMANDS), raw.get("command")))
+    if raw.get("command") == "clock":
+        raise SpecError("request: a clock request has no other key than 'command'")
     spec = raw.get("spec")
     if not isinstance(spec, dict):
         raise SpecError("request.spec: expected an object, got %s" % type(spec).__name__)

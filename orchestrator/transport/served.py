@@ -114,6 +114,31 @@ class AgentServer:
             if len(outcome.events) > before and outcome.events[-1].get("event") in TERMINAL:
                 return outcome
 
+    def clock_ns(self, timeout_s: float = 10.0) -> int:
+        """One ``clock`` request: the board's monotonic clock (for ``estimate_offset``)."""
+        if self._ended:
+            raise AgentError(f"{self.where}: the agent server has ended", retryable=True, error_class="AgentDied")
+        self.streams.send(b'{"command":"clock"}\n')
+        try:
+            line = self._lines.get(timeout=timeout_s)
+        except queue.Empty:
+            self.kill()
+            raise AgentError(f"{self.where}: the agent did not answer a clock probe within {timeout_s:.0f} s",
+                             retryable=True, error_class="AgentDied") from None
+        if line is _EOF:
+            outcome = self._died(AgentOutcome())
+            raise AgentError(f"{self.where}: the agent ended during a clock probe (exit code {outcome.returncode})",
+                             retryable=True, error_class="AgentDied")
+        try:
+            event = json.loads(line)
+            if event.get("event") != "clock":
+                raise ValueError(f"expected a clock event, got {line.strip()[:200]!r}")
+            return int(event["t_mono_ns"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            self.kill()
+            raise AgentError(f"{self.where}: garbled answer to a clock probe: {exc}", retryable=True,
+                             error_class="AgentDied") from None
+
     def _died(self, outcome: AgentOutcome) -> AgentOutcome:
         self._ended = True
         outcome.returncode = self.streams.exit_status()

@@ -9,7 +9,6 @@ come back over SFTP.
 from __future__ import annotations
 
 import os
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +19,7 @@ from invoke.exceptions import UnexpectedExit
 from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, SocfarmError, StableError, TransientError
 from orchestrator.transport.agent import AgentOutcome, EventCallback, agent_command
-from orchestrator.transport.clock import PROBE_SCRIPT, ClockOffset, estimate_offset
+from orchestrator.transport.clock import ClockOffset, estimate_offset
 from orchestrator.transport.served import AgentServer, ServerStreams
 
 
@@ -121,36 +120,28 @@ class SshTransport:
             raise BoardUnreachable(f"{self.board.name}: {command!r} exited {result.exited}: {result.stderr.strip()}")
         return result.stdout
 
-    def clock_offset(self, probes: int = 16) -> ClockOffset:
-        """The board's monotonic clock relative to ours, probed over one SSH channel."""
-        channel = None
+    def clock_offset(self, probes: int = 8) -> ClockOffset:
+        """The board's monotonic clock relative to ours, probed through the serving agent (the process
+        whose clock stamps the measurement window)."""
         try:
-            channel = self.conn.client.get_transport().open_session(timeout=self.board.ssh.connect_timeout_s)
-            channel.settimeout(self.board.ssh.connect_timeout_s)
-            channel.exec_command(f"{shlex.quote(self.python)} -u -c {shlex.quote(PROBE_SCRIPT)}")
-            reader = channel.makefile("r")
-
-            def exchange() -> int:
-                channel.sendall(b"\n")
-                return int(reader.readline())
-
-            return estimate_offset(exchange, probes)
-        except ValueError as exc:
-            raise BoardUnreachable(f"{self.board.name}: clock probe answered garbage: {exc}") from exc
+            server = self._serving()
+            return estimate_offset(server.clock_ns, probes)
+        except AgentError:
+            raise
         except Exception as exc:  # noqa: BLE001
             self.close()
             raise classify(self.board, exc, "probing the clock") from exc
-        finally:
-            if channel is not None:
-                channel.close()
+
+    def _serving(self) -> AgentServer:
+        if self._server is None or not self._server.alive:
+            self._server = self._start_server()
+        return self._server
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:
         doing = f"running job {spec.get('job_id')}"
         try:
-            if self._server is None or not self._server.alive:
-                self._server = self._start_server()
-            outcome = self._server.request(command, spec, on_event, timeout_s)
+            outcome = self._serving().request(command, spec, on_event, timeout_s)
         except AgentError:
             raise
         except Exception as exc:  # noqa: BLE001

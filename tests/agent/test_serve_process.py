@@ -27,11 +27,27 @@ def answers(stdout: str):
     ready, groups, current = events[0], [], []
     for e in events[1:]:
         current.append(e)
-        if e["event"] in ("summary", "error"):
+        if e["event"] in ("summary", "error", "clock"):
             groups.append(current)
             current = []
     assert not current, "events after the last summary/error"
     return ready, groups
+
+
+def test_clock_requests_are_answered_at_once_with_the_boards_clock(tmp_path):
+    spec = job_spec(fixture_model("float32"), tmp_path / "a", job_id="c/1", rules=QUICK)
+    stdin = ('{"command": "clock"}\n' * 3 + request(spec) + '{"command": "clock"}\n'
+             + '{"command": "clock", "spec": {}}\n')
+    proc = subprocess.run([sys.executable, "-m", "device_agent", "serve"], input=stdin, capture_output=True,
+                          text=True, cwd=str(REPO), env=agent_env(), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    ready, groups = answers(proc.stdout)
+    assert [[e["event"] for e in g] for g in groups[:3]] == [["clock"]] * 3  # one event each, nothing else
+    assert groups[3][-1]["event"] == "summary" and groups[4] == [groups[4][0]] and groups[4][0]["event"] == "clock"
+    clocks = [g[0]["t_mono_ns"] for g in groups[:3]] + [groups[4][0]["t_mono_ns"]]
+    assert clocks == sorted(clocks) and all(g[0]["job_id"] is None for g in groups[:3])
+    # a clock request carries nothing else: anything more is a malformed request, answered as such
+    assert groups[5][-1]["event"] == "error" and "clock request" in groups[5][-1]["message"]
 
 
 def test_requests_are_answered_in_order_by_one_process(tmp_path):
@@ -44,7 +60,7 @@ def test_requests_are_answered_in_order_by_one_process(tmp_path):
                           text=True, cwd=str(REPO), env=agent_env(), timeout=120)
     assert proc.returncode == 0, proc.stderr
     ready, groups = answers(proc.stdout)
-    assert ready["event"] == "ready" and ready["job_id"] is None and ready["commands"] == ["run", "idle"]
+    assert ready["event"] == "ready" and ready["job_id"] is None and ready["commands"] == ["run", "idle", "clock"]
     assert [g[-1]["event"] for g in groups] == ["summary", "error", "error", "error", "summary"]
     assert [g[-1]["job_id"] for g in groups] == ["r/1", None, None, "r/2", "r/3"]
     assert "invalid JSON" in groups[1][-1]["message"]

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from orchestrator.transport.clock import estimate_offset
+from orchestrator.transport.clock import ClockOffset, JobClock, estimate_offset
 
 
 class FakeLink:
@@ -34,14 +34,49 @@ def test_symmetric_link_recovers_the_offset_exactly():
     assert est.offset_ns == 123_456_789 and est.uncertainty_ns == 500_000
 
 
-def test_tightest_probe_wins_and_the_truth_is_within_its_uncertainty():
+def test_the_truth_lies_within_what_the_round_trips_bound():
     rng = random.Random(7)
     delays = [(rng.randint(50_000, 5_000_000), rng.randint(50_000, 5_000_000)) for _ in range(20)]
     link = FakeLink(-987_654_321, delays)
     est = estimate_offset(link.board, probes=20, clock_ns=link.clock)
     best = min(delays, key=lambda d: d[0] + d[1])
-    assert est.uncertainty_ns == (best[0] + best[1]) // 2
+    assert est.consistent
+    # the intersection of the probes' intervals is never wider than the tightest probe's ...
+    assert est.uncertainty_ns <= (best[0] + best[1] + 1) // 2
     assert abs(est.offset_ns - (-987_654_321)) <= est.uncertainty_ns
+
+
+def test_asymmetric_probes_bound_the_offset_tighter_than_half_a_round_trip():
+    # one probe whose answer left late (the board read its clock near the end of the round trip) and one
+    # whose answer left early: each bounds one side, together they pin the offset to 0.2 ms, although
+    # every round trip took 2 ms
+    link = FakeLink(42_000_000, [(1_900_000, 100_000), (100_000, 1_900_000)])
+    est = estimate_offset(link.board, probes=2, clock_ns=link.clock)
+    assert est.uncertainty_ns <= 100_000 < 1_000_000
+    assert abs(est.offset_ns - 42_000_000) <= est.uncertainty_ns
+
+
+def test_a_clock_step_between_probes_is_said_and_bounded_by_the_hull():
+    link = FakeLink(0, [(10_000, 10_000)] * 4)
+    readings = iter([0, 0, 5_000_000, 5_000_000])  # the board's clock jumps by 5 ms after two probes
+
+    def board() -> int:
+        return link.board() + next(readings)
+
+    est = estimate_offset(board, probes=4, clock_ns=link.clock)
+    assert not est.consistent
+    assert est.offset_ns - est.uncertainty_ns <= 0 and 5_000_000 <= est.offset_ns + est.uncertainty_ns
+
+
+def test_job_clock_interpolates_a_drifting_offset():
+    before = ClockOffset(offset_ns=1_000, uncertainty_ns=50, probes=8, at_board_ns=10_000_000_000)
+    after = ClockOffset(offset_ns=3_000, uncertainty_ns=80, probes=8, at_board_ns=12_000_000_000)
+    clock = JobClock(before, after)
+    assert clock.offset_at(11_000_000_000) == pytest.approx(2_000)
+    assert clock.to_controller_ns(11_500_000_000) == pytest.approx(11_500_000_000 - 2_500)
+    assert clock.step_ns == 2_000 and clock.uncertainty_ns == 80
+    same = JobClock.constant(before)
+    assert same.offset_at(0) == 1_000 and same.step_ns == 0
 
 
 def test_conversion_round_trip():
