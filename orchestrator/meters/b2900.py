@@ -222,17 +222,11 @@ class B2900Meter:
             )
         return points
 
-    def configure(self, points: int) -> None:
-        """Program a timer-triggered acquisition of ``points`` current readings."""
-        points = int(points)
-        if not 1 <= points <= MAX_POINTS:
-            raise ValueError(f"points must be in 1..{MAX_POINTS}, got {points}")
-        self._points = None
-        self._start_mid = None
-        commands = []
-        if self.reset_on_configure:
-            commands.append("*RST")
-        commands += [
+    def setup_commands(self, points: int) -> list[str]:
+        """Source, sense, trigger and data-format settings of a timer-triggered acquisition of ``points``
+        (``*RST`` first when ``reset_on_configure``)."""
+        commands = ["*RST"] if self.reset_on_configure else []
+        return commands + [
             ":SOUR:FUNC:MODE VOLT",
             f":SOUR:VOLT {self.voltage_v:.9g}",
             ':SENS:FUNC "CURR"',
@@ -241,19 +235,33 @@ class B2900Meter:
             ":TRIG:SOUR TIM",
             f":TRIG:TIM {self.interval_s:.9g}",
             f":TRIG:COUN {points}",
-            ":TRAC:FEED:CONT NEV",
-            ":TRAC:FEED SENS",
-            f":TRAC:POIN {points}",
-            ":TRAC:FEED:CONT NEXT",
             ":FORM REAL,64",
             ":FORM:BORD NORM",
             ":FORM:ELEM:SENS CURR,TIME",
             ":OUTP ON",
         ]
+
+    def send_setup(self, commands: list[str]) -> None:
+        """Write setup commands one by one (waiting for ``*RST`` to complete)."""
         for cmd in commands:
             self._write(cmd, f"configuring ({cmd})")
             if cmd == "*RST":
                 self._query("*OPC?", "waiting for *RST to complete (*OPC?)")
+
+    def configure(self, points: int) -> None:
+        """Program a timer-triggered acquisition of ``points`` current readings."""
+        points = int(points)
+        if not 1 <= points <= MAX_POINTS:
+            raise ValueError(f"points must be in 1..{MAX_POINTS}, got {points}")
+        self._points = None
+        self._start_mid = None
+        commands = self.setup_commands(points) + [
+            ":TRAC:FEED:CONT NEV",
+            ":TRAC:FEED SENS",
+            f":TRAC:POIN {points}",
+            ":TRAC:FEED:CONT NEXT",
+        ]
+        self.send_setup(commands)
         self._check_errors(f"configuring {points} points")
         self._points = points
 
