@@ -1,9 +1,13 @@
 """One board's share of a sweep: its jobs one after another, each measured and stored.
 
-Per job: journal ``started``, arm the board's meter, run the agent through the
-board's transport, stop the meter, fetch and verify the trace (and the
-agent's own power samples), then write the job's Parquet rows and journal
-``done``. Anything that fails is journalled ``failed`` with its error class.
+Per job: journal ``started``, estimate the board's clock offset, start the
+board's meter, run the agent through the board's transport, estimate the
+offset again, read the meter until it covers the window's end, fetch and
+verify the trace (and the agent's own power samples), compute the power
+figures from the samples to be stored (``orchestrator.board_power``), then
+write the job's Parquet rows and journal ``done``. Anything that fails is
+journalled ``failed`` with its error class. Before the first job and after the
+last, the board's idle power is measured (after a settle period).
 """
 
 from __future__ import annotations
@@ -17,22 +21,31 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator.board_power import (
+    PowerSource,
+    clock_reasons,
+    empty_samples,
+    idle_frame,
+    meter_idle,
+    no_power,
+    power_figures,
+    sensor_idle_rows,
+)
 from orchestrator.checksum import sha256_file
 from orchestrator.config.inventory import Board
-from orchestrator.errors import AgentError, MeterError, SocfarmError
+from orchestrator.errors import AgentError, SocfarmError
 from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.jobs import Job
 from orchestrator.membw import cpu_components, membw_command, membw_rows
-from orchestrator.meters.energy import energy_j
-from orchestrator.meters.sensors import sensor_power
-from orchestrator.meters.session import MeterSession, no_power, open_meter
+from orchestrator.meters.sensors import sensor_samples
+from orchestrator.meters.session import MeterSession, open_meter
 from orchestrator.progress import SweepProgress
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.results.schema import SCHEMA_VERSION
 from orchestrator.results.store import RunDir
 from orchestrator.scheduler.retry import RetryPolicy, error_class, is_board_failure, is_retryable
 from orchestrator.transport.agent import AgentOutcome, Transport
-from orchestrator.transport.clock import ClockOffset
+from orchestrator.transport.clock import JobClock
 from orchestrator.transport.local import LocalTransport
 from orchestrator.transport.ssh import SshTransport
 
@@ -73,7 +86,7 @@ def result_row(
     facts: BoardFacts,
     outcome: AgentOutcome,
     git_rev: str,
-    offset: ClockOffset,
+    clock: JobClock,
     power: dict[str, Any],
 ) -> dict[str, Any]:
     summary = outcome.summary or {}
@@ -127,9 +140,20 @@ def result_row(
         "coexec_members": [m.name for m in job.members] if job.is_coexec else [],
         "coexec_share_pct": [float((summary.get("components") or {}).get(m.name, {}).get("share_pct", 0.0))
                              for m in job.members] if job.is_coexec else [],
-        "clock_offset_ns": offset.offset_ns,
-        "clock_uncertainty_ns": offset.uncertainty_ns,
+        **_clock_columns(clock, window),
         **power,
+    }
+
+
+def _clock_columns(clock: JobClock, window: dict[str, Any]) -> dict[str, Any]:
+    """The offsets estimated before and after the job, and the one used: interpolated at the window's centre."""
+    start, end = window.get("start_mono_ns"), window.get("end_mono_ns")
+    centre = (start + end) / 2 if start is not None and end is not None else clock.before.at_board_ns
+    return {
+        "clock_offset_ns": int(round(clock.offset_at(centre))),
+        "clock_uncertainty_ns": clock.uncertainty_ns,
+        "clock_offset_before_ns": clock.before.offset_ns,
+        "clock_offset_after_ns": clock.after.offset_ns,
     }
 
 
@@ -158,9 +182,12 @@ class BoardRunner:
         idle_s: float = 0.0,
         membw_mb: float = 0.0,
         lock_lost: threading.Event | None = None,
+        idle_settle_s: float = 0.0,
     ):
         self.lock_lost = lock_lost or threading.Event()
         self.idle_s = idle_s
+        self.idle_settle_s = idle_settle_s
+        self._idle_rows: list[dict[str, Any]] = []  # this run's idle power of the board (both phases)
         self.membw_mb = membw_mb
         self.retry = retry
         self._isolated: dict[tuple[str, str, str], float] = {}  # this run's VALID isolated throughputs
@@ -182,18 +209,17 @@ class BoardRunner:
                 self.run.journal({"board": self.board.name, "state": "clock", "offset_ns": offset.offset_ns,
                                   "uncertainty_ns": offset.uncertainty_ns, "t_wall": time.time()})
                 with open_meter(self.board, self.run.path) as meter:
-                    if meter is not None and self.idle_s > 0:
-                        self._measure_idle(meter)
-                    if self.board.power_sensors is not None and self.idle_s > 0:
-                        self._measure_sensor_idle(transport)
+                    self._measure_idle(meter, transport, "start")
                     if self.membw_mb > 0:
                         self._measure_membw(transport, pending)
                     while pending and not self.stop.is_set():
                         if self.lock_lost.is_set():  # another sweep may take the board: measure no more
                             raise SocfarmError(f"{self.board.name}: lost the lock on the board (its session "
                                                "ended); the remaining jobs were not run")
-                        self._run_with_retries(pending[0], transport, meter, offset, acc)
+                        self._run_with_retries(pending[0], transport, meter, acc)
                         pending.pop(0)
+                    if not self.stop.is_set() and not self.lock_lost.is_set():
+                        self._measure_idle(meter, transport, "end")
             finally:
                 transport.close()
         except SocfarmError as exc:  # the board or its meter is unusable: quarantine it for this run
@@ -202,50 +228,56 @@ class BoardRunner:
             self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
                              pending, acc)
 
-    def _measure_idle(self, meter: MeterSession) -> None:
-        """The board's supply power with nothing measuring, for the analysis to subtract (once per run)."""
-        part = f"{self.board.name}-meter"
-        if (self.run.path / "idle" / f"{part}.parquet").exists():
-            return  # measured before a resume
-        meter.begin_job(self.idle_s + 2.0)
-        t0 = time.monotonic()
-        self.stop.wait(self.idle_s)
-        t1 = time.monotonic()
-        trace = meter.end_job()
-        t0, t1 = max(t0, trace.t_start_s), min(t1, trace.t_end_s)
-        if len(trace) < 2 or t1 <= t0:
-            raise MeterError(f"{self.board.name}: the idle acquisition holds no usable window")
-        inside = (trace.t_mono_s >= t0) & (trace.t_mono_s <= t1)
-        self.run.write_table("idle", part, [{
-            "run_id": self.run.run_id, "board": self.board.name, "source": "meter", "rail": "board",
-            "duration_s": t1 - t0, "samples": int(inside.sum()), "mean_power_w": energy_j(trace, t0, t1) / (t1 - t0),
-        }])
-        self.run.journal({"board": self.board.name, "state": "idle", "duration_s": t1 - t0, "t_wall": time.time()})
+    def _measure_idle(self, meter: MeterSession | None, transport: Transport, phase: str) -> None:
+        """Idle power of the board (``phase`` start: before its first job, subtracted by the analysis; end:
+        after its last, to see drift), each source after ``idle_settle_s`` with nothing running."""
+        if self.idle_s <= 0:
+            return
+        if meter is not None:
+            self._idle_part(f"{self.board.name}-meter-{phase}", phase, lambda: [
+                meter_idle(meter, self.idle_s, self.idle_settle_s, self.stop)], fatal=phase == "start")
+        if self.board.power_sensors is not None:
+            self._idle_part(f"{self.board.name}-sensors-{phase}", phase, lambda: self._sensor_idle(transport),
+                            fatal=False)
 
-    def _measure_sensor_idle(self, transport: Transport) -> None:
-        """Per-rail idle power from the board's own sensors, sampled by the agent with nothing running
-        (once per run). A failure is journalled and noted: the report then says idle was not measured."""
-        part = f"{self.board.name}-sensors"
-        if (self.run.path / "idle" / f"{part}.parquet").exists() or self.stop.is_set():
-            return  # measured before a resume
+    def _idle_part(self, part: str, phase: str, measure, fatal: bool) -> None:
+        """One source's idle rows, stored once per run (kept across a resume). A failure of the supply
+        meter before the first job quarantines the board (its jobs would have no energy); any other is
+        journalled and noted: the report then says idle was not measured."""
+        stored = self.run.path / "idle" / f"{part}.parquet"
+        if stored.exists():  # measured before a resume: its rows still define this board's idle power
+            self._idle_rows += pd.read_parquet(stored).to_dict("records")
+            return
+        if self.stop.is_set():
+            return
+        source = "meter" if "-meter-" in part else "sensor"
+        try:
+            rows = measure()
+        except SocfarmError as exc:
+            if fatal:
+                raise
+            self.run.journal({"board": self.board.name, "state": "idle_failed", "source": source, "phase": phase,
+                              "message": str(exc), "t_wall": time.time()})
+            self.progress.note(f"{self.board.name}: {phase} idle power of the {source} not measured: {exc}")
+            return
+        rows = [{"run_id": self.run.run_id, "board": self.board.name, "phase": phase, **r} for r in rows]
+        self.run.write_table("idle", part, rows)
+        self._idle_rows += rows
+        self.run.journal({"board": self.board.name, "state": "idle", "source": source, "phase": phase,
+                          "mean_power_w": sum(r["mean_power_w"] for r in rows), "t_wall": time.time()})
+
+    def _sensor_idle(self, transport: Transport) -> list[dict[str, Any]]:
+        """Per-rail idle power from the board's own sensors, sampled by the agent with nothing running."""
+        self.stop.wait(self.idle_settle_s)
         spec = {"spec_version": 1, "job_id": f"idle-{self.board.name}", "duration_s": self.idle_s,
                 "output_dir": f"{self.board.work_dir}/jobs/{self.run.run_id}/idle",
                 "sysfs_root": self.board.sysfs_root, "power": self._power_spec()}
+        outcome = transport.run_agent(spec, None, self.idle_s + 120.0, command="idle")
+        summary = outcome.raise_for_failure(f"{self.board.name}/idle")
         try:
-            outcome = transport.run_agent(spec, None, self.idle_s + 120.0, command="idle")
-            summary = outcome.raise_for_failure(f"{self.board.name}/idle")
-            rails = summary["power"]["rails"]
-        except (SocfarmError, KeyError, TypeError) as exc:
-            self.run.journal({"board": self.board.name, "state": "idle_failed", "source": "sensor",
-                              "message": str(exc), "t_wall": time.time()})
-            self.progress.note(f"{self.board.name}: idle power of the sensors not measured: {exc}")
-            return
-        self.run.write_table("idle", part, [{
-            "run_id": self.run.run_id, "board": self.board.name, "source": "sensor", "rail": rail,
-            "duration_s": float(summary["duration_s"]), "samples": int(stats["samples"]),
-            "mean_power_w": float(stats["mean_w"])} for rail, stats in rails.items()])
-        self.run.journal({"board": self.board.name, "state": "idle", "source": "sensor",
-                          "duration_s": summary["duration_s"], "t_wall": time.time()})
+            return sensor_idle_rows(summary, self.idle_settle_s)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AgentError(f"{self.board.name}/idle: malformed idle summary: {exc}") from None
 
     def _power_spec(self) -> dict[str, Any] | None:
         """The agent's ``power`` block for the board's on-board sensors (None: it has none)."""
@@ -290,12 +322,11 @@ class BoardRunner:
         for job in pending:
             self._fail(job, exc, acc)
 
-    def _run_with_retries(
-        self, job: Job, transport: Transport, meter: MeterSession | None, offset: ClockOffset, acc: SweepOutcome
-    ) -> None:
+    def _run_with_retries(self, job: Job, transport: Transport, meter: MeterSession | None,
+                          acc: SweepOutcome) -> None:
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
-                self._run_job(job, attempt, transport, meter, offset, acc)
+                self._run_job(job, attempt, transport, meter, acc)
                 return
             except (SocfarmError, OSError) as exc:
                 self.run.discard_incomplete(job.job_id)
@@ -346,15 +377,8 @@ class BoardRunner:
                              error_class="TraceError")
         return local
 
-    def _run_job(
-        self,
-        job: Job,
-        attempt: int,
-        transport: Transport,
-        meter: MeterSession | None,
-        offset: ClockOffset,
-        acc: SweepOutcome,
-    ) -> None:
+    def _run_job(self, job: Job, attempt: int, transport: Transport, meter: MeterSession | None,
+                 acc: SweepOutcome) -> None:
         run = self.run
         run.journal({"job_id": job.job_id, "state": "started", "board": job.board, "attempt": attempt,
                      "t_wall": time.time()})
@@ -368,29 +392,49 @@ class BoardRunner:
                 events_file.write(json.dumps(event, separators=(",", ":")) + "\n")
                 self.progress.agent_event(job, event)
 
+            before = transport.clock_offset()
             if meter is not None:
-                meter.begin_job(timeout_s)
+                meter.begin()
             try:
                 outcome = transport.run_agent(self._spec(job, attempt), on_event, timeout_s)
-            finally:
-                power_trace = meter.end_job() if meter is not None else None
-        summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
+                summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
+                clock = JobClock(before, transport.clock_offset())
+                capture = None
+                if meter is not None:  # read the meter until it holds a point at or past the window's end
+                    end_s = clock.to_controller_ns(summary["window"]["end_mono_ns"]) / 1e9
+                    capture = meter.finish(until_s=end_s)
+            except BaseException:
+                if meter is not None:
+                    meter.abandon()
+                raise
 
         latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
                                  run.run_id, job.job_id)
-        power_cols, power_rows = no_power(), []
+        samples, source, meter_figures = [], None, None
         if summary.get("power"):
             csv = self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
-            power_cols, rows = sensor_power(summary, csv, run.run_id, job.job_id)
-            power_rows.append(rows)
-        if meter is not None and power_trace is not None:
+            samples.append(sensor_samples(csv, run.run_id, job.job_id))
+            sensors = self.board.power_sensors
+            source = PowerSource(summary["power"].get("kind") or sensors.kind, "rails", sensors.simulated)
+        if meter is not None and capture is not None:
             # a supply meter measures the whole board: it takes precedence for the row's figures
-            power_cols, rows = meter.summarize(power_trace, summary, offset, run.run_id, job.job_id)
-            power_rows.append(rows)
-        row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, offset, power_cols)
+            window = (summary["window"]["start_mono_ns"], summary["window"]["end_mono_ns"])
+            rows, meter_figures = meter.samples(capture, window, clock, run.run_id, job.job_id)
+            samples.append(rows)
+            source = PowerSource(self.board.meter.kind, self.board.meter.measures, meter.simulated)
+        row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power())
+        power = pd.concat(samples, ignore_index=True) if samples else empty_samples()
+        if source is not None:
+            cols, reasons = power_figures(row, power, idle_frame(self._idle_rows), source, meter_figures)
+            row.update(cols)
+            elapsed_s = (clock.after.at_board_ns - clock.before.at_board_ns) / 1e9
+            reasons += clock_reasons(clock, elapsed_s) if meter is not None else []
+            if reasons:
+                row["reasons"] = [*row["reasons"], *reasons]
+                row["verdict"] = "INVALID"
 
-        if power_rows:
-            run.write_table("power", job.job_id, pd.concat(power_rows, ignore_index=True))
+        if len(power):
+            run.write_table("power", job.job_id, power)
         run.write_table("latencies", job.job_id, latencies)
         run.write_table("results", job.job_id, [row])
         run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": attempt,

@@ -51,6 +51,7 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
+    from orchestrator.analysis.energy import energy_status, energy_status_text
     from orchestrator.progress import SweepProgress
     from orchestrator.results.store import Store
     from orchestrator.sweep import SweepRunner, prepare, prepare_resume
@@ -63,7 +64,7 @@ def sweep(
     else:
         run, plan = None, prepare(experiments, inventory)
     if plan_only:
-        _print_plan(plan.jobs, results, as_json, plan.spec.idle_s, plan.spec.membw_mb)
+        _print_plan(plan.jobs, results, as_json, plan.spec.idle_s, plan.spec.membw_mb, plan.spec.idle_settle_s)
         return
     if baseline and baseline != "last-good":
         results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
@@ -71,6 +72,7 @@ def sweep(
                          run_id=resume, lease_wait_s=lease_wait_s, reprovision=reprovision)
     outcome = runner.run(resume=run)
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
+    energy = energy_status(outcome.run) if outcome.run.done_job_ids() else None
     summary = {
         "run_id": outcome.run.run_id,
         "run_dir": str(outcome.run.path),
@@ -81,6 +83,7 @@ def sweep(
         "quarantined": outcome.quarantined,
         "report": str(outcome.report) if outcome.report else None,
         "regressions": verdicts,
+        "energy": energy,
     }
     if as_json:
         out.print_json(json.dumps(summary))
@@ -90,6 +93,8 @@ def sweep(
             f"{summary['invalid']} invalid, {summary['failed']} failed; results in {summary['run_dir']}",
             highlight=False,
         )
+        if energy is not None:
+            out.print(energy_status_text(energy), highlight=False, markup=False)
         for board, reason in outcome.quarantined.items():
             out.print(f"quarantined {board}: {reason}", highlight=False, markup=False)
         if verdicts is not None and verdicts["baseline"] is None:
@@ -120,10 +125,10 @@ def _judge_regressions(store, run, baseline: str, junit: Optional[Path]) -> dict
     return {"baseline": base_id, "counts": dict(Counter(v.verdict for v in verdicts))}
 
 
-def _print_plan(jobs, store, as_json: bool, idle_s: float, membw_mb: float) -> None:
+def _print_plan(jobs, store, as_json: bool, idle_s: float, membw_mb: float, idle_settle_s: float = 0.0) -> None:
     from orchestrator.estimate import estimate
 
-    est = estimate(jobs, store, idle_s, membw_mb)
+    est = estimate(jobs, store, idle_s, membw_mb, idle_settle_s)
     total_s = float(est["estimate_s"].max()) if len(est) else 0.0  # boards run in parallel
     if as_json:
         out.print_json(json.dumps({

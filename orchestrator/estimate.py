@@ -43,12 +43,15 @@ def job_seconds(job: Job, rates: dict[tuple[str, str, str, str], float]) -> tupl
     return r.warmup_runs / ips + window + JOB_OVERHEAD_S, True
 
 
-def setup_seconds(jobs: list[Job], idle_s: float, membw_mb: float) -> float:
-    """One board's time before its first job: start, idle power, bandwidth of each CPU component."""
-    return BOARD_START_S + idle_s + len(cpu_components(jobs)) * MEMBW_S_PER_32MB * membw_mb / 32.0
+def setup_seconds(jobs: list[Job], idle_s: float, membw_mb: float, idle_settle_s: float = 0.0) -> float:
+    """One board's time outside its jobs: start, idle power before the first job and after the last (each
+    after its settle period), bandwidth of each CPU component."""
+    idle = 2 * (idle_settle_s + idle_s) if idle_s > 0 else 0.0
+    return BOARD_START_S + idle + len(cpu_components(jobs)) * MEMBW_S_PER_32MB * membw_mb / 32.0
 
 
-def estimate(jobs: list[Job], store: Store, idle_s: float = 0.0, membw_mb: float = 0.0) -> pd.DataFrame:
+def estimate(jobs: list[Job], store: Store, idle_s: float = 0.0, membw_mb: float = 0.0,
+             idle_settle_s: float = 0.0) -> pd.DataFrame:
     """Per board: jobs, estimated seconds (its setup, then its jobs), and how many job estimates came
     from history."""
     rates = known_throughput(store)
@@ -58,7 +61,7 @@ def estimate(jobs: list[Job], store: Store, idle_s: float = 0.0, membw_mb: float
     rows = []
     for board, board_jobs in per.items():
         seconds = [job_seconds(job, rates) for job in board_jobs]
-        setup = setup_seconds(board_jobs, idle_s, membw_mb)
+        setup = setup_seconds(board_jobs, idle_s, membw_mb, idle_settle_s)
         rows.append({"board": board, "jobs": len(board_jobs), "setup_s": setup,
                      "estimate_s": setup + sum(s for s, _ in seconds),
                      "from_history": sum(int(known) for _, known in seconds)})

@@ -12,6 +12,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from orchestrator.jobs import Job
 
 
+def power_text(row: dict[str, Any]) -> str:
+    """', 3.41 W (simulated), 0.0123 J/img active' for a results row with power; '' without."""
+    if row.get("mean_power_w") is None:
+        return f", energy: {row['energy_note']}" if row.get("energy_note") else ""
+    text = f", {row['mean_power_w']:.2f} W" + (" (simulated)" if row.get("power_simulated") else "")
+    if row.get("energy_per_image_j") is not None:
+        text += f", {row['energy_per_image_j']:.4g} J/img active"
+    return text
+
+
 class SweepProgress:
     """Thread-safe; every method may be called from a board's worker thread."""
 
@@ -71,7 +81,7 @@ class SweepProgress:
             self._progress.update(self._tasks[job.board], description=text)
 
     def job_done(self, job: Job, row: dict[str, Any]) -> None:
-        self._advance(job, f"{job.describe()}: {row['throughput_ips']:.1f} img/s {row['verdict']}")
+        self._advance(job, f"{job.describe()}: {row['throughput_ips']:.1f} img/s{power_text(row)} {row['verdict']}")
 
     def job_failed(self, job: Job, message: str) -> None:
         self._advance(job, f"{job.describe()}: FAILED")

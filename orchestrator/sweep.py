@@ -205,7 +205,7 @@ class SweepRunner:
         futures = [
             pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
                                     idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb,
-                                    lock_lost=lock_lost.get(b)).run_jobs,
+                                    lock_lost=lock_lost.get(b), idle_settle_s=self.plan.spec.idle_settle_s).run_jobs,
                         jobs, acc)
             for b, jobs in by_board.items()
         ]

@@ -1,29 +1,42 @@
 """Active power, energy per image and images per joule, per job.
 
-Method (DESIGN §3 "Energy")
----------------------------
+Method (DESIGN §3 "Energy"); the results row of a job (``orchestrator.board_runner``)
+and the report both compute their figures here, from the same stored samples
+with the same integral, so a figure means the same in Parquet and in a report.
+
 - The measurement window of a job is ``[window_start_mono_ns, window_end_mono_ns]``
   of its results row, on the board's clock; power samples are stored on the
   same clock (``power.t_mono_s``).
-- Per (job, source, rail) the energy over exactly the window is the trapezoid
-  integral of the samples, with the power linearly interpolated at the window
-  edges (the rule of ``orchestrator.meters.energy.energy_j``); a window the
-  samples do not cover is not extrapolated: its power stays empty.
-  Mean power = energy / window duration.
+- Per (job, source, rail) the energy over exactly the window is
+  :func:`orchestrator.meters.energy.window_energy` of the samples (trapezoid,
+  edges interpolated). A supply meter's samples must reach both edges; an
+  on-board sensor's value may be held for one conversion period (it yields one
+  sample per conversion). A window the samples do not cover is never
+  extrapolated: its power stays empty and the note says by how much it was
+  missed (``window not covered (meter ended 3.1 ms early)``).
 - Source: a supply meter (``source == "meter"``, rail ``board``) measures the
   whole board and takes precedence; otherwise the on-board sensors
   (``source == "sensor"``), whose rails are summed.
-- Active power = mean power - idle power of the same board measured in the
-  same run, from the same source (for rails: the sum of the rails' idle). No
-  idle row -> "idle not measured" and no active power (never a guess).
-- Energy per image = active power / throughput; images per joule = throughput
-  / active power.
+- Idle power is measured per board and source at the start of its share of
+  the run, after a settle period (``phase == "start"``), and again at its end
+  (``phase == "end"``). Active power = mean power - the start idle power of the
+  same board and source (for rails: the sum of the rails' idle). No idle row ->
+  "idle not measured" and no active power (never a guess). An end idle that
+  differs from the start by more than ``IDLE_DRIFT_LIMIT`` is flagged with the
+  board's idle power (``idle_drift_rel`` per job).
+- ``energy_j``: total energy over the window. ``energy_per_image_j``: ACTIVE
+  energy per image (frame) = active power / throughput (throughput counts
+  frames, also for external backends that run batches); ``images_per_j`` is
+  its reciprocal; ``total_energy_per_image_j`` = mean power / throughput.
 - ``clock_uncertainty_ns`` (from the results row) bounds how far the window may
   be shifted against the meter's samples; ``window_shift_rel`` is that
   uncertainty relative to the window length.
+- ``power_simulated`` (results row): the power came from a model (a virtual
+  meter, the simulated sensors of an emulated board), never from a real meter.
 
 Rows written before the power table carried ``source``/``rail`` are read as
-the supply meter's ``board`` rail (the only writer at that time).
+the supply meter's ``board`` rail (the only writer at that time); idle rows
+without ``phase`` as start idle.
 """
 
 from __future__ import annotations
@@ -40,73 +53,21 @@ import pyarrow.parquet as pq
 
 from orchestrator.analysis.tables import read_columns, table_files
 from orchestrator.errors import StoreError
+from orchestrator.meters.energy import covered as covered_by
+from orchestrator.meters.energy import window_energy
 from orchestrator.results.store import RunDir
 
-__all__ = ["window_energy", "integrate_windows", "job_energy", "run_energy", "EDGE_EPS_S", "RESULT_COLUMNS"]
+__all__ = ["window_energy", "integrate_windows", "job_energy", "run_energy", "RESULT_COLUMNS", "IDLE_DRIFT_LIMIT"]
 
-EDGE_EPS_S = 1e-9
 IDLE_NOT_MEASURED = "idle not measured"
+EDGE_EPS_S = 1e-9
+IDLE_DRIFT_LIMIT = 0.05  # end-of-share idle power differing more than this from the start is noted
 
 RESULT_COLUMNS = [
     "job_id", "board", "soc", "component", "component_class", "model", "model_display", "dtype",
     "throughput_ips", "verdict", "window_start_mono_ns", "window_end_mono_ns", "duration_s",
-    "meter_kind", "meter_measures", "clock_uncertainty_ns",
+    "meter_kind", "meter_measures", "clock_uncertainty_ns", "power_simulated",
 ]
-
-
-def window_energy(t_s: np.ndarray, p_w: np.ndarray, codes: np.ndarray, t0_s: np.ndarray, t1_s: np.ndarray,
-                  ngroups: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Energy over each group's window, vectorized.
-
-    ``codes[i]`` is the group of sample ``i``; ``t0_s[g], t1_s[g]`` the window
-    of group ``g``. Returns (energy_j, first sample time, last sample time)
-    per group (NaN energy for groups without two samples).
-    """
-    t_s = np.asarray(t_s, dtype=np.float64)
-    p_w = np.asarray(p_w, dtype=np.float64)
-    codes = np.asarray(codes, dtype=np.int64)
-    n = t_s.size
-    tmin = np.full(ngroups, np.nan)
-    tmax = np.full(ngroups, np.nan)
-    if n == 0:
-        return np.full(ngroups, np.nan), tmin, tmax
-    # sort by (group, time) unless already sorted (the store writes each job's samples in time order)
-    span = np.diff(t_s)
-    dc = np.diff(codes)
-    if (dc < 0).any() or ((span < 0) & (dc == 0)).any():
-        order = np.lexsort((t_s, codes))
-        t_s, p_w, codes = t_s[order], p_w[order], codes[order]
-        span = np.diff(t_s)
-    del dc
-    counts = np.bincount(codes, minlength=ngroups)
-    ends = np.cumsum(counts)  # one past the last sample of each group
-    starts = ends - counts
-    present = counts > 0
-    tmin[present] = t_s[starts[present]]
-    tmax[present] = t_s[ends[present] - 1]
-    # segment i joins samples i and i+1 (cross-group segments are never summed below)
-    a, b = t_s[:-1], t_s[1:]
-    lo = np.maximum(a, np.repeat(np.asarray(t0_s, dtype=np.float64), counts)[:-1])
-    hi = np.minimum(b, np.repeat(np.asarray(t1_s, dtype=np.float64), counts)[:-1])
-    width = hi - lo
-    np.maximum(width, 0.0, out=width)
-    # a segment inside the window: trapezoid; one cut by a window edge: the linear interpolation's
-    # trapezoid over the part inside (= width x power at the part's midpoint)
-    area = p_w[:-1] + p_w[1:]
-    area *= width
-    area *= 0.5
-    part = np.flatnonzero((width > 0) & (width < span))
-    if part.size:
-        pa_, pb_ = p_w[part], p_w[part + 1]
-        mid = (lo[part] + hi[part]) / 2
-        area[part] = width[part] * (pa_ + (pb_ - pa_) * (mid - a[part]) / span[part])
-    area[~np.isfinite(area)] = 0.0
-    cs = np.concatenate(([0.0], np.cumsum(area)))
-    # segments of group g: starts[g] .. ends[g] - 2
-    last_seg = np.maximum(ends - 1, starts)
-    energy = cs[last_seg] - cs[starts]
-    energy[counts < 2] = np.nan
-    return energy, tmin, tmax
 
 
 def _dict_indices(table: pa.Table, name: str, default: str) -> tuple[np.ndarray, list]:
@@ -151,6 +112,7 @@ def _group_energy(table: pa.Table, windows: pd.DataFrame) -> pd.DataFrame:
     groups["energy_j"] = energy
     groups["t_first_s"] = tmin
     groups["t_last_s"] = tmax
+    groups["samples"] = np.bincount(codes, minlength=len(groups))
     return groups
 
 
@@ -169,7 +131,8 @@ def _window_index(windows: pd.DataFrame) -> pd.DataFrame:
 
 
 def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
-    cols = ["job_id", "source", "rail", "energy_j", "mean_w", "covered"]
+    cols = ["job_id", "source", "rail", "energy_j", "mean_w", "covered", "samples", "missed_start_s",
+            "missed_end_s"]
     if not parts:
         return pd.DataFrame(columns=cols)
     g = pd.concat(parts, ignore_index=True)
@@ -177,36 +140,73 @@ def _combine(parts: list[pd.DataFrame]) -> pd.DataFrame:
     if g.duplicated(["job_id", "source", "rail"]).any():  # a job's samples spread over several files
         g = (g.groupby(["job_id", "source", "rail"], sort=False)
              .agg(energy_j=("energy_j", "sum"), t_first_s=("t_first_s", "min"), t_last_s=("t_last_s", "max"),
-                  t0_s=("t0_s", "first"), t1_s=("t1_s", "first"))
+                  t0_s=("t0_s", "first"), t1_s=("t1_s", "first"), samples=("samples", "sum"))
              .reset_index())
-    covered = (g["t_first_s"] <= g["t0_s"] + EDGE_EPS_S) & (g["t_last_s"] >= g["t1_s"] - EDGE_EPS_S) & (
-        g["t1_s"] > g["t0_s"])
-    g["covered"] = covered
-    g["mean_w"] = np.where(covered, g["energy_j"] / (g["t1_s"] - g["t0_s"]), np.nan)
-    g.loc[~covered, "energy_j"] = np.nan
+    hold = _hold_s(g)
+    g["covered"] = covered_by(g["t_first_s"], g["t_last_s"], g["t0_s"], g["t1_s"], hold)
+    g["mean_w"] = np.where(g["covered"], g["energy_j"] / (g["t1_s"] - g["t0_s"]), np.nan)
+    g.loc[~g["covered"], "energy_j"] = np.nan
+    # by how much an edge was missed beyond what may be held (0: that edge is covered)
+    g["missed_start_s"] = np.clip(g["t_first_s"] - g["t0_s"] - hold - EDGE_EPS_S, 0.0, None)
+    g["missed_end_s"] = np.clip(g["t1_s"] - g["t_last_s"] - hold - EDGE_EPS_S, 0.0, None)
     return g[cols]
+
+
+def _hold_s(g: pd.DataFrame) -> np.ndarray:
+    """How long a group's first/last value may be held at the window edges: nothing for a supply meter;
+    for an on-board sensor one conversion period (the mean spacing of its samples)."""
+    spacing = (g["t_last_s"] - g["t_first_s"]) / np.maximum(g["samples"].to_numpy(dtype=float) - 1, 1)
+    return np.where(g["source"].to_numpy() == "sensor", spacing.fillna(0.0).to_numpy(), 0.0)
+
+
+def coverage_note(source: str, missed_start_s: float, missed_end_s: float) -> str:
+    """Why a window has no energy: by how much the samples missed which edge."""
+    who = "meter" if source == "meter" else "sensors"
+    parts = []
+    if missed_start_s > 0:
+        parts.append(f"{who} began {missed_start_s * 1e3:.1f} ms late")
+    if missed_end_s > 0:
+        parts.append(f"{who} ended {missed_end_s * 1e3:.1f} ms early")
+    return f"window not covered ({', '.join(parts) or 'no samples'})"
+
+
+def idle_by_phase(idle: pd.DataFrame) -> pd.DataFrame:
+    """Idle power per (board, source, rail): ``idle_w`` at the start of the board's share, ``idle_end_w`` at
+    its end (NaN where not measured)."""
+    idle = idle.copy()
+    idle["source"] = idle["source"].fillna("meter")
+    idle["rail"] = idle["rail"].fillna("board")
+    phase = idle["phase"].fillna("start") if "phase" in idle else pd.Series("start", index=idle.index)
+    keys = ["board", "source", "rail"]
+    start = idle[phase == "start"].groupby(keys, sort=False)["mean_power_w"].mean().rename("idle_w")
+    end = idle[phase == "end"].groupby(keys, sort=False)["mean_power_w"].mean().rename("idle_end_w")
+    both = pd.concat([start, end], axis=1)
+    both.index.names = keys
+    return both.reset_index() if len(both) else pd.DataFrame(columns=[*keys, "idle_w", "idle_end_w"])
 
 
 def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-job energy figures and the per-rail breakdown (see the module doc)."""
-    idle = idle.copy()
-    idle["source"] = idle["source"].fillna("meter")
-    idle["rail"] = idle["rail"].fillna("board")
-    idle_rail = idle.groupby(["board", "source", "rail"], sort=False)["mean_power_w"].mean().rename("idle_w").reset_index()
-
+    rail_power = rail_power.copy()
+    for col, default in (("samples", np.nan), ("missed_start_s", 0.0), ("missed_end_s", 0.0)):
+        if col not in rail_power:
+            rail_power[col] = default
     rails = rail_power.merge(results[["job_id", "board"]], on="job_id", how="inner")
-    rails = rails.merge(idle_rail, on=["board", "source", "rail"], how="left")
+    rails = rails.merge(idle_by_phase(idle), on=["board", "source", "rail"], how="left")
     rails["active_w"] = rails["mean_w"] - rails["idle_w"]
 
-    # one source per job: the supply meter if it has a figure, else the sensors
+    # one source per job: the supply meter if it has samples, else the sensors
     g = rails.groupby(["job_id", "source"], sort=False)
-    per_source = g.agg(mean_w=("mean_w", "sum"), idle_w=("idle_w", "sum"), energy_j=("energy_j", "sum"),
+    per_source = g.agg(mean_w=("mean_w", "sum"), idle_w=("idle_w", "sum"), idle_end_w=("idle_end_w", "sum"),
+                       energy_j=("energy_j", "sum"), samples=("samples", "sum"),
+                       missed_start_s=("missed_start_s", "max"), missed_end_s=("missed_end_s", "max"),
                        rails=("rail", "size"), n_mean=("mean_w", "count"), n_idle=("idle_w", "count"),
-                       n_energy=("energy_j", "count")).reset_index()
+                       n_idle_end=("idle_end_w", "count"), n_energy=("energy_j", "count")).reset_index()
     # a sum over rails is only a figure when every rail has one
-    for col, n in (("mean_w", "n_mean"), ("idle_w", "n_idle"), ("energy_j", "n_energy")):
+    for col, n in (("mean_w", "n_mean"), ("idle_w", "n_idle"), ("idle_end_w", "n_idle_end"),
+                   ("energy_j", "n_energy")):
         per_source[col] = per_source[col].where(per_source[n] == per_source["rails"])
-    per_source = per_source.drop(columns=["n_mean", "n_idle", "n_energy"])
+    per_source = per_source.drop(columns=["n_mean", "n_idle", "n_idle_end", "n_energy"])
     per_source["rank"] = np.where(per_source["source"] == "meter", 0, 1)
     per_source = per_source.sort_values(["job_id", "rank"]).drop_duplicates("job_id").drop(columns="rank")
 
@@ -214,21 +214,37 @@ def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFra
     out["measures"] = np.select(
         [out["source"] == "meter", out["source"] == "sensor"], ["board_supply", "rails"], default=None)
     out["active_w"] = out["mean_w"] - out["idle_w"]
-    thr = out["throughput_ips"].astype(float)
+    thr = pd.to_numeric(out["throughput_ips"], errors="coerce").astype(float)
     active = out["active_w"].astype(float)
-    positive = active > 0
+    positive = (active > 0) & (thr > 0)
     out["energy_per_image_j"] = np.where(positive, active / thr, np.nan)
-    out["images_per_j"] = np.where(positive, thr / active, np.nan)
+    out["images_per_j"] = 1.0 / out["energy_per_image_j"]
     out["total_energy_per_image_j"] = out["mean_w"] / thr
+    out["idle_drift_rel"] = (out["idle_end_w"] - out["idle_w"]) / out["idle_w"]
     unc_s = pd.to_numeric(out["clock_uncertainty_ns"], errors="coerce") / 1e9
     out["clock_uncertainty_ms"] = unc_s * 1e3
     out["window_shift_rel"] = unc_s / pd.to_numeric(out["duration_s"], errors="coerce")
-    notes = np.select(
-        [out["mean_w"].isna(), out["idle_w"].isna(), ~(out["active_w"] > 0)],
-        ["no power samples covering the window", IDLE_NOT_MEASURED, "active power not above idle"], default="")
-    out["energy_note"] = notes
+    out["energy_note"] = _notes(out)
     rails = rails[rails["source"] == "sensor"][["job_id", "rail", "mean_w", "idle_w", "active_w"]]
     return out, rails.reset_index(drop=True)
+
+
+def _notes(out: pd.DataFrame) -> np.ndarray:
+    """The energy note of each job: why a figure is missing (vectorized: a report may hold a million jobs;
+    only the rare uncovered rows are formatted one by one). Idle drift is a board's, shown with its idle."""
+    no_source = out["source"].isna()
+    uncovered = ~no_source & out["mean_w"].isna()
+    notes = np.select(
+        [no_source, uncovered, out["idle_w"].isna(), ~(out["active_w"] > 0)],
+        ["no power samples", "", IDLE_NOT_MEASURED, "active power not above idle"], default="").astype(object)
+    for i in np.flatnonzero(uncovered.to_numpy()):
+        row = out.iloc[i]
+        notes[i] = coverage_note(row["source"], _num(row["missed_start_s"]), _num(row["missed_end_s"]))
+    return notes
+
+
+def _num(x) -> float:
+    return float(x) if pd.notna(x) else 0.0
 
 
 def windows_of(results: pd.DataFrame) -> pd.DataFrame:
@@ -263,6 +279,33 @@ def read_power(path) -> pa.Table:
     return table
 
 
+def energy_status(run: RunDir) -> dict | None:
+    """For the end of a sweep: how many jobs have energy, whether it is simulated, the meter's rate."""
+    res = read_columns(run, "results", ["meter_kind", "mean_power_w", "power_simulated", "meter_rate_hz"])
+    res = res[res["meter_kind"].notna()]
+    if res.empty:
+        return None
+    simulated = res["power_simulated"].fillna(False).astype(bool)
+    rate = pd.to_numeric(res["meter_rate_hz"], errors="coerce")
+    return {
+        "jobs": int(len(res)),
+        "with_energy": int(res["mean_power_w"].notna().sum()),
+        "simulated": "all" if simulated.all() else ("some" if simulated.any() else "none"),
+        "min_meter_rate_hz": float(rate.min()) if rate.notna().any() else None,
+    }
+
+
+def energy_status_text(status: dict) -> str:
+    text = f"energy: {status['with_energy']}/{status['jobs']} jobs"
+    if status["simulated"] == "all":
+        text += " (simulated power)"
+    elif status["simulated"] == "some":
+        text += " (some simulated power: see the report)"
+    if status["min_meter_rate_hz"] is not None:
+        text += f", meter at >= {status['min_meter_rate_hz']:,.0f} samples/s"
+    return text
+
+
 def run_energy(run: RunDir, results: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``job_energy`` for a stored run, reading only the columns it needs."""
     if results is None:
@@ -273,5 +316,5 @@ def run_energy(run: RunDir, results: pd.DataFrame | None = None) -> tuple[pd.Dat
     with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
         parts = [p for p in pool.map(lambda f: _group_energy(read_power(f), windows), files) if len(p)]
     power = _combine(parts)
-    idle = read_columns(run, "idle", ["board", "source", "rail", "mean_power_w"])
+    idle = read_columns(run, "idle", ["board", "source", "rail", "phase", "mean_power_w"])
     return job_energy(results, power, idle)

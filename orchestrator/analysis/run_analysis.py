@@ -16,7 +16,7 @@ from orchestrator.analysis.compare import (
     cross_soc_summary,
     quantization_table,
 )
-from orchestrator.analysis.energy import RESULT_COLUMNS, run_energy
+from orchestrator.analysis.energy import IDLE_DRIFT_LIMIT, RESULT_COLUMNS, idle_by_phase, run_energy
 from orchestrator.analysis.metrics import KEYS, throughput_table
 from orchestrator.analysis.roofline import Roofline, roofline
 from orchestrator.analysis.tables import iter_files, read_columns
@@ -45,6 +45,7 @@ class RunAnalysis:
     cross_soc: pd.DataFrame
     cross_soc_summary: pd.DataFrame
     validity: pd.DataFrame  # the jobs that are not VALID: job_id, cpus, verdict, reasons (joined)
+    idle: pd.DataFrame = field(default_factory=pd.DataFrame)  # per board, source, rail: start and end idle
     baseline_id: str | None = None
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     baseline_geomean: float = float("nan")
@@ -55,13 +56,16 @@ class RunAnalysis:
         e = self.energy[self.energy["verdict"] == "VALID"]
         keys = ["board", "soc", "component", "model", "model_display", "dtype"]
         if e.empty:
-            return pd.DataFrame(columns=keys + ["measures", "active_w", "energy_per_image_j", "images_per_j",
-                                                "energy_note"])
+            return pd.DataFrame(columns=keys + ["measures", "simulated", "mean_w", "active_w", "energy_per_image_j",
+                                                "images_per_j", "energy_note"])
+        e = e.assign(simulated=e["power_simulated"].fillna(False).astype(bool))
         summary = (e.groupby(keys, sort=False, dropna=False)
-                   .agg(measures=("measures", "first"), active_w=("active_w", "mean"),
-                        energy_per_image_j=("energy_per_image_j", "mean"), images_per_j=("images_per_j", "mean"),
+                   .agg(measures=("measures", "first"), simulated=("simulated", "any"), mean_w=("mean_w", "mean"),
+                        active_w=("active_w", "mean"), energy_per_image_j=("energy_per_image_j", "mean"),
                         clock_uncertainty_ms=("clock_uncertainty_ms", "max"))
                    .reset_index())
+        # one figure, two units: images per joule is the reciprocal of the mean energy per image
+        summary["images_per_j"] = 1.0 / summary["energy_per_image_j"]
         # the distinct notes of each series (few), joined: deduplicated before grouping, not per row
         notes = e.loc[e["energy_note"].fillna("") != "", keys + ["energy_note"]].drop_duplicates()
         joined = (notes.sort_values("energy_note").groupby(keys, sort=False, dropna=False)["energy_note"]
@@ -103,7 +107,7 @@ def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
         meta=meta, results=results, table=table, energy=energy, rails=rails, roofline=roof,
         quantization=quant, coexec=coexec_table(table, shares), coexec_shares=shares, cross_soc=pairs,
         cross_soc_summary=cross_soc_summary(pairs),
-        validity=validity,
+        validity=validity, idle=idle_table(run, results),
     )
     if baseline is not None:
         b_results = read_columns(baseline, "results", REPORT_COLUMNS)
@@ -112,6 +116,19 @@ def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
         analysis.baseline_id = baseline.run_id
         analysis.baseline, analysis.baseline_geomean = baseline_comparison(table, b_table)
     return analysis
+
+
+def idle_table(run: RunDir, results: pd.DataFrame) -> pd.DataFrame:
+    """Idle power per board, source and rail: at the start and at the end of the board's share, their drift,
+    whether it exceeds ``IDLE_DRIFT_LIMIT``, and whether the board's power is simulated."""
+    idle = idle_by_phase(read_columns(run, "idle", ["board", "source", "rail", "phase", "mean_power_w"]))
+    if idle.empty:
+        return idle.assign(drift_rel=[], drifted=[], simulated=[])
+    idle["drift_rel"] = (idle["idle_end_w"] - idle["idle_w"]) / idle["idle_w"]
+    idle["drifted"] = idle["drift_rel"].abs() > IDLE_DRIFT_LIMIT
+    sim = results.assign(s=results["power_simulated"].fillna(False).astype(bool)).groupby("board")["s"].any()
+    idle["simulated"] = idle["board"].map(sim).fillna(False).astype(bool)
+    return idle.sort_values(["board", "source", "rail"]).reset_index(drop=True)
 
 
 def job_details(run: RunDir, only_invalid: bool = False) -> pd.DataFrame:

@@ -94,8 +94,11 @@ class ExperimentsFile(Strict):
     zoo: Path = Field(Path("models"), description="folder with the zoo's manifest.json, relative to this file")
     rules: MeasurementRules = MeasurementRules()
     idle_s: NonNegativeFloat = Field(
-        3.0, description="idle power measured per board before its first job, with its supply meter and its "
-                         "on-board sensors (0: none)"
+        3.0, description="idle power measured per board before its first job and after its last, with its "
+                         "supply meter and its on-board sensors (0: none)"
+    )
+    idle_settle_s: NonNegativeFloat = Field(
+        1.0, description="seconds with nothing running before each idle measurement, so that the board settles"
     )
     membw_mb: NonNegativeFloat = Field(
         32.0, description="MiB per array of the memory-bandwidth microbenchmark, run per board and CPU "

@@ -123,6 +123,8 @@ class PowerSensorsSpec(Strict):
     kind: Literal["ina231", "hwmon"]
     rails: dict[str, str] = Field(min_length=1, description="rail -> sensor folder relative to the sysfs root")
     update_period_us: PositiveInt | None = Field(None, description="INA231 conversion period to set (µs)")
+    simulated: bool = Field(False, description="the sensors are simulated (an emulated board's modelled power): "
+                                               "every figure from them is labelled simulated")
 
 
 class GpuSpec(Strict):

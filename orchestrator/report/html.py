@@ -99,6 +99,13 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _simulated(results: pd.DataFrame) -> str:
+    """'all', 'some' or 'none': how much of the run's power came from a model."""
+    has = results[results["meter_kind"].notna()] if "meter_kind" in results else results.iloc[:0]
+    sim = has["power_simulated"].fillna(False).astype(bool) if len(has) else pd.Series(dtype=bool)
+    return "all" if len(sim) and sim.all() else ("some" if sim.any() else "none")
+
+
 def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -115,8 +122,8 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
     details = details.head(MAX_JOB_ROWS)
     jobs = results[results["job_id"].isin(details["job_id"])].drop(columns=["verdict"]).merge(
         details, on="job_id", how="inner")
-    jobs = jobs.merge(a.energy[["job_id", "active_w", "energy_per_image_j", "images_per_j", "energy_note"]]
-                      .rename(columns={"energy_per_image_j": "active_j_per_image"}), on="job_id", how="left")
+    jobs = jobs.drop(columns=["energy_per_image_j"], errors="ignore").merge(
+        a.energy[["job_id", "active_w", "energy_per_image_j", "images_per_j", "energy_note"]], on="job_id", how="left")
     verdicts = results["verdict"].value_counts().to_dict()
     energy = a.energy_summary
     context = dict(
@@ -129,6 +136,8 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
         failed=failed,
         facts=(meta.get("provision") or {}).get("facts", {}),
         has_power=bool(results["mean_power_w"].notna().any()) if not results.empty else False,
+        power_simulated=_simulated(results),
+        idle=_records(a.idle),
         energy=_records(energy),
         energy_measures=sorted({m for m in energy["measures"].dropna()}) if not energy.empty else [],
         rails=_records(a.rails.groupby(["rail"], sort=True).agg(mean_w=("mean_w", "mean"), idle_w=("idle_w", "mean"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: per-job clock estimates, energy definitions, meter rate, simulated power
 
 # One row per finished job: the measurement summary plus its provenance.
 RESULTS = pa.schema(
@@ -60,17 +60,34 @@ RESULTS = pa.schema(
         # co-execution: the member components and their share of the frames (empty when isolated)
         ("coexec_members", pa.list_(pa.string())),
         ("coexec_share_pct", pa.list_(pa.float64())),
-        # board clock minus controller clock, and its uncertainty (round-trip method)
+        # board clock minus controller clock: estimated by round trips right before and right after the
+        # job, the offset used (interpolated at the window's centre) and the half-width of the interval the
+        # round trips bound it to
         ("clock_offset_ns", pa.int64()),
         ("clock_uncertainty_ns", pa.int64()),
+        ("clock_offset_before_ns", pa.int64()),
+        ("clock_offset_after_ns", pa.int64()),
         # power (null when the board has neither meter nor sensors);
-        # meter_measures: board_supply (SMU) or rails (sum of on-board rails)
+        # meter_measures: board_supply (SMU) or rails (sum of on-board rails);
+        # power_simulated: the power came from a model (virtual meter, simulated sensors), not an instrument
         ("meter_kind", pa.string()),
         ("meter_measures", pa.string()),
+        ("power_simulated", pa.bool_()),
         ("power_samples", pa.int64()),
+        # the meter's configured interval and the rate its timestamps show over the window, largest gap
+        ("meter_interval_s", pa.float64()),
+        ("meter_rate_hz", pa.float64()),
+        ("meter_max_gap_s", pa.float64()),
+        # orchestrator.analysis.energy: energy_j is the total over the window; energy_per_image_j the ACTIVE
+        # energy per image (frame) = (mean - idle power) / throughput; images_per_j its reciprocal
         ("mean_power_w", pa.float64()),
         ("energy_j", pa.float64()),
+        ("idle_power_w", pa.float64()),
+        ("active_power_w", pa.float64()),
         ("energy_per_image_j", pa.float64()),
+        ("images_per_j", pa.float64()),
+        ("total_energy_per_image_j", pa.float64()),
+        ("energy_note", pa.string()),
     ]
 )
 
@@ -100,14 +117,17 @@ POWER = pa.schema(
     ]
 )
 
-# Idle power of a board, measured in the same run (one row per source x rail),
-# subtracted by the analysis to get active power.
+# Idle power of a board, measured in the same run (one row per source x rail x phase): phase "start"
+# (after settle_s with nothing running, before the board's first job; subtracted by the analysis to
+# get active power) and "end" (after its last job; checks that idle did not drift).
 IDLE = pa.schema(
     [
         ("run_id", pa.string()),
         ("board", pa.string()),
         ("source", pa.string()),
         ("rail", pa.string()),
+        ("phase", pa.string()),
+        ("settle_s", pa.float64()),
         ("duration_s", pa.float64()),
         ("samples", pa.int64()),
         ("mean_power_w", pa.float64()),

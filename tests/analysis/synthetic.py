@@ -63,7 +63,8 @@ def make_run(store: Store, run_id: str, rows: list[dict[str, Any]], *, latencies
         if power and jid in power:
             run.write_table("power", jid, power[jid].assign(run_id=run_id, job_id=jid))
     if idle:
-        run.write_table("idle", "idle", [{"run_id": run_id, "duration_s": 5.0, "samples": 100, **i} for i in idle])
+        run.write_table("idle", "idle", [{"run_id": run_id, "duration_s": 5.0, "samples": 100, "phase": "start",
+                                          "settle_s": 1.0, **i} for i in idle])
     if membw:
         run.write_table("membw", "membw", [{"run_id": run_id, **m} for m in membw])
     return run

@@ -115,4 +115,4 @@ def test_from_the_store_window_only(tmp_path):
     assert e.loc["j1", "mean_w"] == pytest.approx(5.0, abs=1e-9)
     assert e.loc["j1", "active_w"] == pytest.approx(4.0, abs=1e-9)
     assert e.loc["j1", "images_per_j"] == pytest.approx(10.0)
-    assert np.isnan(e.loc["j2", "mean_w"]) and e.loc["j2", "energy_note"] == "no power samples covering the window"
+    assert np.isnan(e.loc["j2", "mean_w"]) and e.loc["j2", "energy_note"] == "window not covered (meter began 500.0 ms late)"

@@ -33,8 +33,8 @@ METER = """
         socfarm_meter:
           kind: virtual_b2900
           voltage_v: 5.0
-          aperture_s: 0.001
-          interval_s: 0.002
+          aperture_s: 0.00008
+          interval_s: 0.0001
 """
 
 EXPERIMENTS = """
@@ -100,16 +100,20 @@ def test_sweep_end_to_end(tmp_path, farm):
     assert len(lat) == results["count"].sum()
     assert (lat.latency_ms > 0).all()
 
-    # the simulated meter covered every window
+    # the simulated meter covered every window, at 10 kHz, and every job has its energy, labelled simulated
     assert (results.meter_kind == "virtual_b2900").all()
-    assert (results.power_samples > 100).all()
+    assert results.energy_j.notna().all() and results.energy_per_image_j.notna().all(), results.energy_note
+    assert (results.meter_rate_hz >= 0.99e4).all() and (results.meter_interval_s == 1e-4).all()
+    assert (results.power_samples > 0.99e4 * results.duration_s).all()
+    assert results.power_simulated.all()
     assert (results.mean_power_w > 2.0).all()  # above the simulated idle power: the core was busy
     power = pd.read_parquet(run_dir / "power")
     assert set(power.job_id) == set(results.job_id)
-    # idle power of the board, measured in the same run before its first job, for the analysis to subtract
-    idle = pd.read_parquet(run_dir / "idle")
-    assert list(idle.board) == ["localhost"] and idle.samples.iloc[0] > 100
-    assert idle.mean_power_w.iloc[0] >= 2.0  # the simulated idle floor
+    # idle power of the board, measured in the same run before its first job and after its last
+    idle = pd.read_parquet(run_dir / "idle").set_index("phase")
+    assert sorted(idle.index) == ["end", "start"] and (idle.board == "localhost").all()
+    assert (idle.samples > 1000).all() and (idle.mean_power_w >= 2.0).all()  # the simulated idle floor
+    assert "energy: 4/4 jobs (simulated power)" in proc.stdout
 
     # memory bandwidth of each CPU component, measured once before its first job, for the roofline
     membw = pd.read_parquet(run_dir / "membw")
@@ -118,6 +122,9 @@ def test_sweep_end_to_end(tmp_path, farm):
 
     html = report.read_text()
     assert "idle not measured" not in html
+    assert "Every power figure of this run is <b>simulated</b>" in html and 'id="idle-table"' in html
+    summary = (report.parent / "summary.md").read_text()
+    assert "**Every power figure of this run is simulated**" in summary
     assert "Tiny CNN" in html and "cpu0" in html and "cpu1" in html and "random" in html
     for img in (report.parent).glob("*.png"):
         assert img.stat().st_size > 1000

@@ -34,6 +34,15 @@ def test_embedded_default_inventory():
     assert board.groups == ("local_host",)
 
 
+def test_shipped_meters_sample_at_10_khz_or_more():
+    """P3: buffered sampling of at least 10 kHz in the embedded default and the farm example."""
+    meters = [b.meter for name in ("local.yml", "farm.yml") for b in load_inventory(REPO / "inventory" / name).boards
+              if b.meter is not None]
+    assert len(meters) >= 3
+    for meter in meters:
+        assert 1.0 / meter.interval_s >= 10_000 and meter.aperture_s < meter.interval_s
+
+
 def test_groups_and_vars(write):
     lab = load_inventory(write("inv.yml", GOOD))
     assert [b.name for b in lab.boards] == ["xu3-a", "xu3-b"]

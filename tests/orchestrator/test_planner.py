@@ -187,9 +187,10 @@ def test_estimate_adds_each_boards_setup_to_its_jobs(write, tmp_path):
     from orchestrator.results.store import Store
 
     jobs = planned(write)
-    est = estimate(jobs, Store(tmp_path / "empty"), idle_s=3.0, membw_mb=64.0).set_index("board")
-    # b0 runs 24 jobs of "iso" on both CPU components; b1 also the one job of "one"
-    setup = BOARD_START_S + 3.0 + 2 * MEMBW_S_PER_32MB * 2
+    est = estimate(jobs, Store(tmp_path / "empty"), idle_s=3.0, membw_mb=64.0, idle_settle_s=1.0).set_index("board")
+    # b0 runs 24 jobs of "iso" on both CPU components; b1 also the one job of "one"; idle power is measured
+    # before the first job and after the last, each after 1 s of settling
+    setup = BOARD_START_S + 2 * (1.0 + 3.0) + 2 * MEMBW_S_PER_32MB * 2
     assert est.loc["b0", "setup_s"] == pytest.approx(setup)
     assert est.loc["b0", "estimate_s"] == pytest.approx(setup + 24 * (0.5 + JOB_OVERHEAD_S))
     assert est.loc["b1", "estimate_s"] == pytest.approx(setup + 24 * (0.5 + JOB_OVERHEAD_S) + 0.1 + JOB_OVERHEAD_S)

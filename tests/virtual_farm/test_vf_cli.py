@@ -66,12 +66,12 @@ def test_up_prints_ready_then_down_cleans(tmp_path):
         assert listed.returncode == 0, listed.stderr
         hostvars = json.loads(listed.stdout)["_meta"]["hostvars"]
         assert sorted(hostvars) == ["hikey-1", "xu3-1"]
-        assert hostvars["xu3-1"]["socfarm_power_sensors"] == {"kind": "hwmon", "rails": {
+        assert hostvars["xu3-1"]["socfarm_power_sensors"] == {"kind": "hwmon", "simulated": True, "rails": {
             "a15": "class/hwmon/hwmon0", "mem": "class/hwmon/hwmon1", "gpu": "class/hwmon/hwmon2",
             "a7": "class/hwmon/hwmon3"}}
         assert hostvars["hikey-1"]["socfarm_meter"] == {
             "kind": "b2900", "resource": "TCPIP::127.0.0.1::5025::SOCKET", "measures": "board_supply",
-            "voltage_v": 12.0, "current_limit_a": 3.0, "aperture_s": 0.002, "interval_s": 0.005}
+            "voltage_v": 12.0, "current_limit_a": 3.0, "aperture_s": 0.00008, "interval_s": 0.0001}  # 10 kHz
         assert "socfarm_meter" not in hostvars["xu3-1"]
         status = cli("status", "--state", str(state))
         report = json.loads(status.stdout)

@@ -109,7 +109,8 @@ def test_generated_inventory_drives_ansible(farm3, tmp_path):
         {"name": "a7", "class": "little", "cpus": [0], "cpufreq_policy": "policy0"},
         {"name": "a15", "class": "big", "cpus": [1], "cpufreq_policy": "policy4"}]
     assert xu3["socfarm_gpu"] == {"devfreq": "11800000.gpu", "name": "Mali-T628 MP6"}
-    assert xu3["socfarm_power_sensors"] == {"kind": "ina231", "rails": {
+    # the board simulator's modelled power: every figure from these sensors is labelled simulated
+    assert xu3["socfarm_power_sensors"] == {"kind": "ina231", "simulated": True, "rails": {
         "a15": "bus/i2c/drivers/INA231/3-0040", "mem": "bus/i2c/drivers/INA231/3-0041",
         "gpu": "bus/i2c/drivers/INA231/3-0044", "a7": "bus/i2c/drivers/INA231/3-0045"}}
     assert xu3["socfarm_work_dir"] == str(farm3.board("xu3-1").work_dir)
