@@ -72,12 +72,7 @@ class AgentServer:
         self.streams.close()
 
     def _await_ready(self, timeout_s: float) -> None:
-        try:
-            line = self._lines.get(timeout=timeout_s)
-        except queue.Empty:
-            self.kill()
-            raise AgentError(f"{self.where}: the agent did not start serving within {timeout_s:.0f} s",
-                             retryable=True, error_class="AgentDied") from None
+        line = self._next_line(timeout_s, f"the agent did not start serving within {timeout_s:.0f} s")
         greeting = AgentOutcome()
         if line is not _EOF:
             LineSink(greeting, None).feed(line)
@@ -101,12 +96,8 @@ class AgentServer:
         self.streams.send((json.dumps({"command": command, "spec": spec}) + "\n").encode())
         deadline = time.monotonic() + timeout_s
         while True:
-            try:
-                line = self._lines.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self.kill()
-                raise AgentError(f"{self.where}: job {spec.get('job_id')} did not end within {timeout_s:.0f} s",
-                                 retryable=True, error_class="JobTimeout") from None
+            line = self._next_line(deadline - time.monotonic(),
+                                   f"job {spec.get('job_id')} did not end within {timeout_s:.0f} s", "JobTimeout")
             if line is _EOF:
                 return self._died(outcome)
             before = len(outcome.events)
@@ -119,12 +110,7 @@ class AgentServer:
         if self._ended:
             raise AgentError(f"{self.where}: the agent server has ended", retryable=True, error_class="AgentDied")
         self.streams.send(b'{"command":"clock"}\n')
-        try:
-            line = self._lines.get(timeout=timeout_s)
-        except queue.Empty:
-            self.kill()
-            raise AgentError(f"{self.where}: the agent did not answer a clock probe within {timeout_s:.0f} s",
-                             retryable=True, error_class="AgentDied") from None
+        line = self._next_line(timeout_s, f"the agent did not answer a clock probe within {timeout_s:.0f} s")
         if line is _EOF:
             outcome = self._died(AgentOutcome())
             raise AgentError(f"{self.where}: the agent ended during a clock probe (exit code {outcome.returncode})",
@@ -138,6 +124,15 @@ class AgentServer:
             self.kill()
             raise AgentError(f"{self.where}: garbled answer to a clock probe: {exc}", retryable=True,
                              error_class="AgentDied") from None
+
+    def _next_line(self, timeout_s: float, overdue: str, error_class: str = "AgentDied") -> Any:
+        """The server's next stdout line (or ``_EOF``); past ``timeout_s`` the server is killed and the
+        ``overdue`` message raised."""
+        try:
+            return self._lines.get(timeout=max(0.0, timeout_s))
+        except queue.Empty:
+            self.kill()
+            raise AgentError(f"{self.where}: {overdue}", retryable=True, error_class=error_class) from None
 
     def _died(self, outcome: AgentOutcome) -> AgentOutcome:
         self._ended = True

@@ -6,6 +6,8 @@ import contextlib
 import os
 import shutil
 import subprocess
+import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -84,3 +86,22 @@ def running_farm(state: Path, boards: list[BoardSpec], max_lifetime_s: float = 9
         assert farm.leftovers() == []
         namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert f"sf{farm.farm_id}-" not in namespaces
+
+
+def start_up(state: Path, *args: str) -> tuple[subprocess.Popen, str]:
+    """Start ``python -m orchestrator.virtual up`` in the background and wait for its READY line;
+    returns (process, inventory path)."""
+    import pytest
+
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.virtual", "up", "--state", str(state),
+                             "--max-lifetime-s", "60", *args],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line: list[str] = []
+    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(30)
+    if not line or not line[0].startswith("READY "):
+        proc.kill()
+        _, err = proc.communicate(timeout=30)
+        pytest.fail(f"no READY line: {line!r}; stderr: {err[-2000:]}")
+    return proc, line[0].split(" ", 1)[1].strip()

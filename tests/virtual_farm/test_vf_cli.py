@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from orchestrator.virtual import netns
 from orchestrator.virtual.farm import leftovers_of, load_record, teardown
-from tests.virtual_farm.helpers import REPO, require_netns
+from tests.virtual_farm.helpers import REPO, require_netns, start_up
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -29,22 +28,6 @@ def _needs_netns():
 def cli(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "orchestrator.virtual", *args], cwd=REPO,
                           check=False, capture_output=True, text=True, timeout=timeout_s)
-
-
-def start_up(state: Path, *args: str) -> tuple[subprocess.Popen, str]:
-    """Start ``up`` in the background and wait for its READY line; returns (process, inventory path)."""
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.virtual", "up", "--state", str(state),
-                             "--max-lifetime-s", "60", *args],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(30)
-    if not line or not line[0].startswith("READY "):
-        proc.kill()
-        _, err = proc.communicate(timeout=30)
-        pytest.fail(f"no READY line: {line!r}; stderr: {err[-2000:]}")
-    return proc, line[0].split(" ", 1)[1].strip()
 
 
 def stop(proc: subprocess.Popen, state: Path) -> None:

@@ -13,7 +13,6 @@ import select
 import shlex
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 from orchestrator.virtual import netns
 from orchestrator.virtual.farm import BoardSpec, FarmError, default_clock_offset_s, load_record, teardown
 from orchestrator.virtual.inventory import write_inventory
-from tests.virtual_farm.helpers import REPO, require_netns, running_farm, ssh, ssh_cmd
+from tests.virtual_farm.helpers import REPO, require_netns, running_farm, ssh, ssh_cmd, start_up
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
 
@@ -241,21 +240,6 @@ def test_down_leaves_no_process_in_any_boards_time_namespace(farm):
 # --- the command line ------------------------------------------------------------------------------
 
 
-def start_up(state: Path, *args: str) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.virtual", "up", "--state", str(state),
-                             "--max-lifetime-s", "60", *args],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line: list[str] = []
-    reader = threading.Thread(target=lambda: line.append(proc.stdout.readline()), daemon=True)
-    reader.start()
-    reader.join(30)
-    if not line or not line[0].startswith("READY "):
-        proc.kill()
-        _, err = proc.communicate(timeout=30)
-        pytest.fail(f"no READY line: {line!r}; stderr: {err[-2000:]}")
-    return proc
-
-
 def read_from_record(record: dict, board: dict) -> str:
     cmd = ["ssh", "-i", record["key_file"], "-o", f"UserKnownHostsFile={record['known_hosts']}",
            "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5",
@@ -272,7 +256,7 @@ def read_from_record(record: dict, board: dict) -> str:
 def test_cli_up_gives_boards_the_offsets_asked_for(tmp_path, options, expected_s):
     require_netns()
     state = tmp_path / "state"
-    proc = start_up(state, "--boards", "xu3:2,hikey970:1", *options)
+    proc, _ = start_up(state, "--boards", "xu3:2,hikey970:1", *options)
     try:
         record = load_record(state)
         boards = {b["name"]: b for b in record["boards"]}
