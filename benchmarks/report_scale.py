@@ -121,6 +121,7 @@ def build(root: Path, jobs: int, samples_per_job: int, latencies_per_job: int) -
             pq.write_table(lat, run / "latencies" / f"part{start // JOBS_PER_FILE:05d}.parquet")
     pq.write_table(pa.table({"run_id": [run_id] * len(BOARDS), "board": [b for b, _ in BOARDS],
                              "source": ["meter"] * len(BOARDS), "rail": ["board"] * len(BOARDS),
+                             "phase": ["start"] * len(BOARDS), "settle_s": [1.0] * len(BOARDS),
                              "duration_s": [10.0] * len(BOARDS), "samples": [1000] * len(BOARDS),
                              "mean_power_w": [2.0] * len(BOARDS)}, schema=IDLE), run / "idle" / "idle.parquet")
     bw = [(b, c) for b, _ in BOARDS for c, _ in COMPONENTS if c != "gpu"]

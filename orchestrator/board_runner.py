@@ -38,7 +38,7 @@ from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.jobs import Job
 from orchestrator.membw import cpu_components, membw_command, membw_rows
 from orchestrator.meters.sensors import sensor_samples
-from orchestrator.meters.session import MeterSession, open_meter
+from orchestrator.meters.session import Capture, MeterSession, open_meter
 from orchestrator.progress import SweepProgress
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.results.schema import SCHEMA_VERSION
@@ -368,6 +368,35 @@ class BoardRunner:
             spec["power"] = power
         return spec
 
+    def _power(self, job: Job, summary: dict[str, Any], transport: Transport, local_dir: Path,
+               meter: MeterSession | None, capture: Capture | None, clock: JobClock,
+               row: dict[str, Any]) -> pd.DataFrame:
+        """The job's power samples for the power table (the agent's on-board sensors, the supply meter's
+        around the window); ``row`` gets its power figures, and the reasons that make it INVALID."""
+        samples, source, meter_figures = [], None, None
+        if summary.get("power"):
+            csv = self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
+            samples.append(sensor_samples(csv, self.run.run_id, job.job_id))
+            sensors = self.board.power_sensors
+            source = PowerSource(summary["power"].get("kind") or sensors.kind, "rails", sensors.simulated)
+        if meter is not None and capture is not None:
+            # a supply meter measures the whole board: it takes precedence for the row's figures
+            window = (summary["window"]["start_mono_ns"], summary["window"]["end_mono_ns"])
+            rows, meter_figures = meter.samples(capture, window, clock, self.run.run_id, job.job_id)
+            samples.append(rows)
+            source = PowerSource(self.board.meter.kind, self.board.meter.measures, meter.simulated)
+        power = pd.concat(samples, ignore_index=True) if samples else empty_samples()
+        if source is None:
+            return power
+        cols, reasons = power_figures(row, power, idle_frame(self._idle_rows), source, meter_figures)
+        row.update(cols)
+        if meter is not None:
+            reasons += clock_reasons(clock, (clock.after.at_board_ns - clock.before.at_board_ns) / 1e9)
+        if reasons:
+            row["reasons"] = [*row["reasons"], *reasons]
+            row["verdict"] = "INVALID"
+        return power
+
     def _fetch_verified(self, transport: Transport, block: dict[str, Any], local_dir: Path, job: Job,
                         name: str) -> Path:
         local = local_dir / name
@@ -410,28 +439,8 @@ class BoardRunner:
 
         latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
                                  run.run_id, job.job_id)
-        samples, source, meter_figures = [], None, None
-        if summary.get("power"):
-            csv = self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
-            samples.append(sensor_samples(csv, run.run_id, job.job_id))
-            sensors = self.board.power_sensors
-            source = PowerSource(summary["power"].get("kind") or sensors.kind, "rails", sensors.simulated)
-        if meter is not None and capture is not None:
-            # a supply meter measures the whole board: it takes precedence for the row's figures
-            window = (summary["window"]["start_mono_ns"], summary["window"]["end_mono_ns"])
-            rows, meter_figures = meter.samples(capture, window, clock, run.run_id, job.job_id)
-            samples.append(rows)
-            source = PowerSource(self.board.meter.kind, self.board.meter.measures, meter.simulated)
         row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power())
-        power = pd.concat(samples, ignore_index=True) if samples else empty_samples()
-        if source is not None:
-            cols, reasons = power_figures(row, power, idle_frame(self._idle_rows), source, meter_figures)
-            row.update(cols)
-            elapsed_s = (clock.after.at_board_ns - clock.before.at_board_ns) / 1e9
-            reasons += clock_reasons(clock, elapsed_s) if meter is not None else []
-            if reasons:
-                row["reasons"] = [*row["reasons"], *reasons]
-                row["verdict"] = "INVALID"
+        power = self._power(job, summary, transport, local_dir, meter, capture, clock, row)
 
         if len(power):
             run.write_table("power", job.job_id, power)
