@@ -185,17 +185,13 @@ def idle_by_phase(idle: pd.DataFrame) -> pd.DataFrame:
     return both.reset_index() if len(both) else pd.DataFrame(columns=[*keys, "idle_w", "idle_end_w"])
 
 
-def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-job energy figures and the per-rail breakdown (see the module doc)."""
-    rail_power = rail_power.copy()
-    for col, default in (("samples", np.nan), ("missed_start_s", 0.0), ("missed_end_s", 0.0)):
-        if col not in rail_power:
-            rail_power[col] = default
-    rails = rail_power.merge(results[["job_id", "board"]], on="job_id", how="inner")
-    rails = rails.merge(idle_by_phase(idle), on=["board", "source", "rail"], how="left")
-    rails["active_w"] = rails["mean_w"] - rails["idle_w"]
-
-    # one source per job: the supply meter if it has samples, else the sensors
+def _one_source_per_job(rails: pd.DataFrame) -> pd.DataFrame:
+    """Per job, the figures of one source: the supply meter if it has samples, else the sensors (their rails
+    summed)."""
+    if not rails["job_id"].duplicated().any():  # one rail per job (a supply meter's board): nothing to sum
+        cols = ["job_id", "source", "mean_w", "idle_w", "idle_end_w", "energy_j", "samples", "missed_start_s",
+                "missed_end_s"]
+        return rails[cols].assign(rails=1)
     g = rails.groupby(["job_id", "source"], sort=False)
     per_source = g.agg(mean_w=("mean_w", "sum"), idle_w=("idle_w", "sum"), idle_end_w=("idle_end_w", "sum"),
                        energy_j=("energy_j", "sum"), samples=("samples", "sum"),
@@ -209,7 +205,20 @@ def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFra
     per_source = per_source.drop(columns=["n_mean", "n_idle", "n_idle_end", "n_energy"])
     per_source["rank"] = np.where(per_source["source"] == "meter", 0, 1)
     per_source = per_source.sort_values(["job_id", "rank"]).drop_duplicates("job_id").drop(columns="rank")
+    return per_source
 
+
+def job_energy(results: pd.DataFrame, rail_power: pd.DataFrame, idle: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-job energy figures and the per-rail breakdown (see the module doc)."""
+    rail_power = rail_power.copy()
+    for col, default in (("samples", np.nan), ("missed_start_s", 0.0), ("missed_end_s", 0.0)):
+        if col not in rail_power:
+            rail_power[col] = default
+    rails = rail_power.merge(results[["job_id", "board"]], on="job_id", how="inner")
+    rails = rails.merge(idle_by_phase(idle), on=["board", "source", "rail"], how="left")
+    rails["active_w"] = rails["mean_w"] - rails["idle_w"]
+
+    per_source = _one_source_per_job(rails)
     out = results.merge(per_source, on="job_id", how="left")
     out["measures"] = np.select(
         [out["source"] == "meter", out["source"] == "sensor"], ["board_supply", "rails"], default=None)
