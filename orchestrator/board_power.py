@@ -61,9 +61,7 @@ def power_figures(row: dict[str, Any], samples: pd.DataFrame, idle: pd.DataFrame
     cols = {**no_power(), "meter_kind": source.kind, "meter_measures": source.measures,
             "power_simulated": source.simulated, **(meter_figures or {})}
     t0, t1 = row["window_start_mono_ns"] / 1e9, row["window_end_mono_ns"] / 1e9
-    windows = pd.DataFrame({"job_id": [row["job_id"]], "t0_s": [t0], "t1_s": [t1]})
-    table = pa.Table.from_pandas(samples[["job_id", "source", "rail", "t_mono_s", "power_w"]], preserve_index=False)
-    rails = integrate_windows([table], windows)
+    rails = _integrate(samples, row["job_id"], t0, t1)
     job = pd.DataFrame([{c: row.get(c) for c in RESULT_COLUMNS if c not in ROW_POWER_COLUMNS}])
     energy, _ = job_energy(job, rails, idle)
     e = energy.iloc[0]
@@ -101,6 +99,12 @@ def clock_reasons(clock: JobClock, elapsed_s: float) -> list[str]:
     return reasons
 
 
+def _integrate(samples: pd.DataFrame, job_id: str, t0_s: float, t1_s: float) -> pd.DataFrame:
+    """Per source and rail, the energy and mean power of ``samples`` over one window (the report's integral)."""
+    table = pa.Table.from_pandas(samples[["job_id", "source", "rail", "t_mono_s", "power_w"]], preserve_index=False)
+    return integrate_windows([table], pd.DataFrame({"job_id": [job_id], "t0_s": [t0_s], "t1_s": [t1_s]}))
+
+
 def _num(x) -> float | None:
     return None if x is None or pd.isna(x) else float(x)
 
@@ -127,8 +131,7 @@ def meter_idle(meter: MeterSession, idle_s: float, settle_s: float, stop: thread
         raise MeterError("the idle acquisition holds no usable window")
     samples = pd.DataFrame({"job_id": "idle", "source": "meter", "rail": "board", "t_mono_s": trace.t_mono_s,
                             "power_w": trace.power_w})
-    windows = pd.DataFrame({"job_id": ["idle"], "t0_s": [t0], "t1_s": [t1]})
-    rails = integrate_windows([pa.Table.from_pandas(samples, preserve_index=False)], windows)
+    rails = _integrate(samples, "idle", t0, t1)
     inside = (trace.t_mono_s >= t0) & (trace.t_mono_s <= t1)
     return {"source": "meter", "rail": "board", "settle_s": settle_s, "duration_s": t1 - t0,
             "samples": int(inside.sum()), "mean_power_w": float(rails["mean_w"].iloc[0])}

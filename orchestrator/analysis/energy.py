@@ -288,18 +288,29 @@ def read_power(path) -> pa.Table:
     return table
 
 
+def is_simulated(results: pd.DataFrame) -> pd.Series:
+    """Per row, whether its power came from a model (rows written before the column existed: no)."""
+    return results["power_simulated"].fillna(False).astype(bool)
+
+
+def simulated_share(results: pd.DataFrame) -> str:
+    """'all', 'some' or 'none': how much of the power of the rows with power came from a model."""
+    with_power = results[results["meter_kind"].notna()]
+    sim = is_simulated(with_power)
+    return "all" if len(sim) and sim.all() else ("some" if sim.any() else "none")
+
+
 def energy_status(run: RunDir) -> dict | None:
     """For the end of a sweep: how many jobs have energy, whether it is simulated, the meter's rate."""
     res = read_columns(run, "results", ["meter_kind", "mean_power_w", "power_simulated", "meter_rate_hz"])
     res = res[res["meter_kind"].notna()]
     if res.empty:
         return None
-    simulated = res["power_simulated"].fillna(False).astype(bool)
     rate = pd.to_numeric(res["meter_rate_hz"], errors="coerce")
     return {
         "jobs": int(len(res)),
         "with_energy": int(res["mean_power_w"].notna().sum()),
-        "simulated": "all" if simulated.all() else ("some" if simulated.any() else "none"),
+        "simulated": simulated_share(res),
         "min_meter_rate_hz": float(rate.min()) if rate.notna().any() else None,
     }
 

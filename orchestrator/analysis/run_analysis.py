@@ -16,7 +16,13 @@ from orchestrator.analysis.compare import (
     cross_soc_summary,
     quantization_table,
 )
-from orchestrator.analysis.energy import IDLE_DRIFT_LIMIT, RESULT_COLUMNS, idle_by_phase, run_energy
+from orchestrator.analysis.energy import (
+    IDLE_DRIFT_LIMIT,
+    RESULT_COLUMNS,
+    idle_by_phase,
+    is_simulated,
+    run_energy,
+)
 from orchestrator.analysis.metrics import KEYS, throughput_table
 from orchestrator.analysis.roofline import Roofline, roofline
 from orchestrator.analysis.tables import iter_files, read_columns
@@ -58,7 +64,7 @@ class RunAnalysis:
         if e.empty:
             return pd.DataFrame(columns=keys + ["measures", "simulated", "mean_w", "active_w", "energy_per_image_j",
                                                 "images_per_j", "energy_note"])
-        e = e.assign(simulated=e["power_simulated"].fillna(False).astype(bool))
+        e = e.assign(simulated=is_simulated(e))
         summary = (e.groupby(keys, sort=False, dropna=False)
                    .agg(measures=("measures", "first"), simulated=("simulated", "any"), mean_w=("mean_w", "mean"),
                         active_w=("active_w", "mean"), energy_per_image_j=("energy_per_image_j", "mean"),
@@ -126,7 +132,7 @@ def idle_table(run: RunDir, results: pd.DataFrame) -> pd.DataFrame:
         return idle.assign(drift_rel=[], drifted=[], simulated=[])
     idle["drift_rel"] = (idle["idle_end_w"] - idle["idle_w"]) / idle["idle_w"]
     idle["drifted"] = idle["drift_rel"].abs() > IDLE_DRIFT_LIMIT
-    sim = results.assign(s=results["power_simulated"].fillna(False).astype(bool)).groupby("board")["s"].any()
+    sim = results.assign(s=is_simulated(results)).groupby("board")["s"].any()
     idle["simulated"] = idle["board"].map(sim).fillna(False).astype(bool)
     return idle.sort_values(["board", "source", "rail"]).reset_index(drop=True)
 

@@ -316,6 +316,12 @@ class B2900Meter:
         if self._start_mid is None or self._points is None:
             raise MeterError(f"B2900 at {self.resource}: {what}: start() first")
 
+    def check_no_data(self, values: np.ndarray, doing: str) -> None:
+        """``MeterError`` if the instrument flagged any fetched value as no data (NaN, 9.91E+37)."""
+        bad = ~np.isfinite(values) | (np.abs(values) >= _NO_DATA_THRESHOLD)
+        if bad.any():
+            raise self._fail(doing, detail=f"{int(bad.sum())} value(s) flagged as no data by the instrument")
+
     def _read_trace(self, doing: str, *, timeout_ms: int, partial: bool) -> PowerTrace:
         values = self._io(
             doing,
@@ -333,9 +339,7 @@ class B2900Meter:
                 )
         elif values.size != expected:
             raise self._fail(doing, detail=f"expected {expected} values (current, time pairs), got {values.size}")
-        bad = ~np.isfinite(values) | (np.abs(values) >= _NO_DATA_THRESHOLD)
-        if bad.any():
-            raise self._fail(doing, detail=f"{int(bad.sum())} value(s) flagged as no data by the instrument")
+        self.check_no_data(values, doing)
         current = values[0::2]
         meter_t = values[1::2]
         if meter_t.size > 1 and not np.all(np.diff(meter_t) > 0):

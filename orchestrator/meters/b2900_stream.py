@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import MeterError
-from .b2900 import _NO_DATA_THRESHOLD, MAX_POINTS, B2900Meter
+from .b2900 import MAX_POINTS, B2900Meter
 from .energy import PowerTrace
 
 __all__ = ["B2900Stream", "StreamResult"]
@@ -167,7 +167,7 @@ class B2900Stream:
                                                   f"{self._in_segment} were read already")
             while self._in_segment < stored:
                 size = min(stored - self._in_segment, MAX_READ_POINTS)
-                self._append(self._read_block(self._in_segment, size), size)
+                self._append(self._read_block(self._in_segment, size))
                 self._in_segment += size
                 total += size
             if self._in_segment < self.segment_points or final:
@@ -184,12 +184,10 @@ class B2900Stream:
         values = np.asarray(values, dtype=np.float64)
         if values.size != 2 * size:
             raise self.meter._fail(doing, detail=f"expected {2 * size} values (current, time pairs), got {values.size}")
-        bad = ~np.isfinite(values) | (np.abs(values) >= _NO_DATA_THRESHOLD)
-        if bad.any():
-            raise self.meter._fail(doing, detail=f"{int(bad.sum())} value(s) flagged as no data by the instrument")
+        self.meter.check_no_data(values, doing)
         return values
 
-    def _append(self, values: np.ndarray, size: int) -> None:
+    def _append(self, values: np.ndarray) -> None:
         current, meter_t = values[0::2], values[1::2]
         if self._first_meter_t is None:
             self._first_meter_t = float(meter_t[0])

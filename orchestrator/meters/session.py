@@ -42,8 +42,7 @@ class Capture:
     """What the meter took around one job."""
 
     stream: StreamResult
-    waited_for_s: float | None  # the controller time the capture had to reach (None: no target)
-    covered: bool  # a point at or past that time was read
+    covered: bool  # a point at or past the time the capture had to reach was read
 
 
 class MeterSession:
@@ -87,10 +86,7 @@ class MeterSession:
         if stream is None:
             raise MeterError(f"{self.driver.resource}: finish() without begin()")
         self._stream = None
-        self._stop_polling.set()
-        if self._poller is not None:
-            self._poller.join(timeout=30.0)
-            self._poller = None
+        self._stop_poller()
         try:
             if self._poll_error is not None:
                 raise self._poll_error
@@ -98,7 +94,7 @@ class MeterSession:
             if until_s is not None:
                 timeout = max(0.0, until_s - time.monotonic()) + 20 * self.spec.interval_s + COVER_GRACE_S
                 covered = stream.wait_until(until_s, timeout)
-            return Capture(stream.stop(), until_s, covered)
+            return Capture(stream.stop(), covered)
         except BaseException:
             stream.abandon()
             raise
@@ -106,12 +102,15 @@ class MeterSession:
     def abandon(self) -> None:
         """Stop a running capture after a failure elsewhere (never raises)."""
         stream, self._stream = self._stream, None
+        self._stop_poller()
+        if stream is not None:
+            stream.abandon()
+
+    def _stop_poller(self) -> None:
         self._stop_polling.set()
         if self._poller is not None:
             self._poller.join(timeout=30.0)
             self._poller = None
-        if stream is not None:
-            stream.abandon()
 
     # -- results ------------------------------------------------------------------
     def samples(self, capture: Capture, window_ns: tuple[int, int], clock: JobClock, run_id: str,

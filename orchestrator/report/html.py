@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from orchestrator.analysis.energy import simulated_share
 from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
 from orchestrator.analysis.tables import export_csv
 from orchestrator.report.plots import (
@@ -99,13 +100,6 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def _simulated(results: pd.DataFrame) -> str:
-    """'all', 'some' or 'none': how much of the run's power came from a model."""
-    has = results[results["meter_kind"].notna()] if "meter_kind" in results else results.iloc[:0]
-    sim = has["power_simulated"].fillna(False).astype(bool) if len(has) else pd.Series(dtype=bool)
-    return "all" if len(sim) and sim.all() else ("some" if sim.any() else "none")
-
-
 def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +130,7 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
         failed=failed,
         facts=(meta.get("provision") or {}).get("facts", {}),
         has_power=bool(results["mean_power_w"].notna().any()) if not results.empty else False,
-        power_simulated=_simulated(results),
+        power_simulated=simulated_share(results),
         idle=_records(a.idle),
         energy=_records(energy),
         energy_measures=sorted({m for m in energy["measures"].dropna()}) if not energy.empty else [],

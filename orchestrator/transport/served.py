@@ -89,8 +89,7 @@ class AgentServer:
                 timeout_s: float) -> AgentOutcome:
         """Events of one request; ``returncode`` stays None while the server lives on. If the server ends
         midway, the outcome has its exit code and stderr (the caller's ``raise_for_failure`` says so)."""
-        if self._ended:
-            raise AgentError(f"{self.where}: the agent server has ended", retryable=True, error_class="AgentDied")
+        self._require_alive()
         outcome = AgentOutcome()
         sink = LineSink(outcome, on_event)
         self.streams.send((json.dumps({"command": command, "spec": spec}) + "\n").encode())
@@ -107,8 +106,7 @@ class AgentServer:
 
     def clock_ns(self, timeout_s: float = 10.0) -> int:
         """One ``clock`` request: the board's monotonic clock (for ``estimate_offset``)."""
-        if self._ended:
-            raise AgentError(f"{self.where}: the agent server has ended", retryable=True, error_class="AgentDied")
+        self._require_alive()
         self.streams.send(b'{"command":"clock"}\n')
         line = self._next_line(timeout_s, f"the agent did not answer a clock probe within {timeout_s:.0f} s")
         if line is _EOF:
@@ -124,6 +122,10 @@ class AgentServer:
             self.kill()
             raise AgentError(f"{self.where}: garbled answer to a clock probe: {exc}", retryable=True,
                              error_class="AgentDied") from None
+
+    def _require_alive(self) -> None:
+        if self._ended:
+            raise AgentError(f"{self.where}: the agent server has ended", retryable=True, error_class="AgentDied")
 
     def _next_line(self, timeout_s: float, overdue: str, error_class: str = "AgentDied") -> Any:
         """The server's next stdout line (or ``_EOF``); past ``timeout_s`` the server is killed and the
