@@ -52,8 +52,9 @@ def _parser() -> argparse.ArgumentParser:
                                   "in one process; events as JSON lines")
     sub.add_parser("version", help="print agent and runtime versions as JSON")
     bw = sub.add_parser("membw", help="STREAM-like memory bandwidth (copy/scale/add/triad), JSON on stdout")
-    bw.add_argument("--cpus", required=True, help="CPU ids to pin to, e.g. 0 or 4,5")
-    bw.add_argument("--size-mb", type=float, default=None, help="MiB per array (default 64)")
+    bw.add_argument("--cpus", required=True, help="CPU ids, one pinned thread each, e.g. 0 or 4,5")
+    bw.add_argument("--size-mb", type=float, default=None,
+                    help="MiB per array, split between the threads (default 64)")
     bw.add_argument("--repeats", type=int, default=None, help="runs per kernel, the best is reported (default 10)")
     return p
 
@@ -81,7 +82,7 @@ def _version(out: IO[str]) -> int:
 
 
 def _membw(args: argparse.Namespace, out: IO[str]) -> int:
-    """One JSON object: GB/s per kernel; or ``{"error", "message"}`` and exit 2 on bad arguments."""
+    """One JSON object: GB/s per kernel, one thread per CPU; or ``{"error", "message"}`` and exit 2."""
     from device_agent.affinity import pin
     from device_agent.membw import DEFAULT_REPEATS, DEFAULT_SIZE_MB, run_membw
 
@@ -97,12 +98,17 @@ def _membw(args: argparse.Namespace, out: IO[str]) -> int:
         if size_mb <= 0 or repeats < 1:
             raise SpecError("--size-mb must be > 0 and --repeats >= 1")
         effective = pin(cpus)
+        try:  # one thread per CPU, each pinned to its CPU
+            result = run_membw(size_mb, repeats, cpus=effective)
+        except OSError as exc:
+            raise SpecError("--cpus: cannot pin a thread to its CPU: %s" % exc)
+        except MemoryError:
+            raise SpecError("--size-mb: 3 arrays of %g MiB do not fit in memory" % size_mb)
     except AgentError as exc:
         out.write(json.dumps({"error": type(exc).__name__, "message": str(exc).replace("component.cpus", "--cpus")})
                   + "\n")
         out.flush()
         return exc.exit_code
-    result = run_membw(size_mb, repeats)
     result.update({"agent_version": AGENT_VERSION, "cpus_effective": effective, "size_mb": size_mb})
     out.write(json.dumps(result) + "\n")
     out.flush()
