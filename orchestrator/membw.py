@@ -1,8 +1,9 @@
 """The agent's memory-bandwidth microbenchmark, run on a board per CPU component.
 
-``python3 -m device_agent membw --cpus ...`` pinned to the component's cores;
-its best-of-N GB/s per STREAM kernel becomes rows of the run's ``membw`` table,
-the bandwidth roof of the roofline (``analysis/roofline.py``).
+``python3 -m device_agent membw --cpus ...`` runs one thread pinned to each of
+the component's cores; its best-of-N GB/s per STREAM kernel (``best_gb_s``: the
+bytes the kernel really moves, not STREAM's count) becomes rows of the run's
+``membw`` table, the bandwidth roof of the roofline (``analysis/roofline.py``).
 """
 
 from __future__ import annotations

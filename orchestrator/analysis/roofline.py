@@ -3,7 +3,9 @@
 - peak compute: ``run.json`` ``boards[<board>].components[<name>].peak_gflops``
   (theoretical fp32 peak of the inventory; used for int8 too, stated in the report);
 - memory bandwidth: the ``membw`` table of the run, the triad kernel when
-  measured (else the best kernel measured) for that board and component;
+  measured (else the best kernel measured) for that board and component:
+  the bytes the agent's kernel really moves (triad: 5 array passes, not
+  STREAM's 3) with one pinned thread per CPU of the component;
 - operational intensity and FLOPs per image: the model file itself
   (:mod:`orchestrator.analysis.model_info`), found as ``results.model_file``
   relative to ``run.json``'s ``zoo_dir``;
