@@ -3,7 +3,8 @@
 A co-execution result is a results row whose ``component`` names several
 components joined by ``+`` (``a15+a7``), or — when the store grows one — a
 ``coexec_members`` column listing them. For each such row and its isolated
-counterparts on the same board, model and dtype:
+counterparts (same board, model file, dtype, frequency setting and versions:
+:data:`ISOLATED_KEYS`; the member's CPUs are the component's own):
 
 - gain over the best single component = co-execution throughput / max(isolated);
 - efficiency vs the sum = co-execution throughput / sum(isolated) (1.0 = no loss).
@@ -20,7 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["coexec_members", "coexec_shares", "coexec_table"]
+from orchestrator.analysis.series import SERIES_KEYS, keyed, with_series
+
+__all__ = ["coexec_members", "coexec_shares", "coexec_table", "ISOLATED_KEYS"]
 
 SEPARATOR = "+"
 
@@ -33,7 +36,9 @@ def coexec_members(row: pd.Series | dict) -> list[str]:
     return comp.split(SEPARATOR) if SEPARATOR in comp else []
 
 
-SHARE_KEYS = ["board", "component", "model", "dtype"]
+SHARE_KEYS = SERIES_KEYS
+# what an isolated counterpart of a co-execution member shares with the co-execution series
+ISOLATED_KEYS = ["board", "model", "model_sha256", "dtype", "freq_setting", "runtime_version", "agent_version"]
 
 
 def coexec_shares(results: pd.DataFrame) -> pd.DataFrame:
@@ -42,6 +47,7 @@ def coexec_shares(results: pd.DataFrame) -> pd.DataFrame:
     cols = SHARE_KEYS + ["member", "share_pct"]
     if results.empty or "coexec_share_pct" not in results:
         return pd.DataFrame(columns=cols)
+    results = results if set(SHARE_KEYS) <= set(results.columns) else with_series(results)
     rows = []
     for rec in results[results["verdict"] == "VALID"].to_dict("records"):
         members, shares = rec.get("coexec_members"), rec.get("coexec_share_pct")
@@ -56,26 +62,28 @@ def coexec_shares(results: pd.DataFrame) -> pd.DataFrame:
 
 def coexec_table(table: pd.DataFrame, shares: pd.DataFrame | None = None) -> pd.DataFrame:
     """``shares`` (from ``coexec_shares``) adds ``composition``: "a15 61%, a7 39%"."""
-    cols = ["board", "soc", "component", "model", "model_display", "dtype", "throughput_ips", "members",
-            "best_single", "best_single_ips", "sum_isolated_ips", "gain_vs_best", "vs_sum", "composition"]
+    labels = ["component_label", "model_label"]
+    cols = SERIES_KEYS + labels + ["throughput_ips", "members", "best_single", "best_single_ips",
+                                   "sum_isolated_ips", "gain_vs_best", "vs_sum", "composition"]
     if table.empty:
         return pd.DataFrame(columns=cols)
+    table = keyed(table)
     composition: dict[tuple, str] = {}
     if shares is not None and not shares.empty:
         for key, group in shares.groupby(SHARE_KEYS, sort=False):
             composition[tuple(key)] = ", ".join(f"{m} {x:.0f}%" for m, x in zip(group["member"], group["share_pct"]))
     rows = []
-    iso = table.set_index(["board", "model", "dtype", "component"])["throughput_ips"]
-    iso = iso[~iso.index.duplicated()]
+    iso = table.set_index(ISOLATED_KEYS + ["component"])["throughput_ips"]
+    iso = iso[~iso.index.duplicated()]  # one isolated series per member (a component's CPUs are fixed)
     for rec in table.to_dict("records"):
         members = coexec_members(rec)
         if len(members) < 2:
             continue
-        singles = {m: iso.get((rec["board"], rec["model"], rec["dtype"], m), np.nan) for m in members}
+        singles = {m: iso.get(tuple(rec[k] for k in ISOLATED_KEYS) + (m,), np.nan) for m in members}
         known = all(pd.notna(v) for v in singles.values())
         best = max(singles, key=lambda m: singles[m] if pd.notna(singles[m]) else -1)
         thr = rec["throughput_ips"]
-        rows.append({**{k: rec.get(k) for k in ("board", "soc", "component", "model", "model_display", "dtype")},
+        rows.append({**{k: rec.get(k) for k in SERIES_KEYS + labels},
                      "throughput_ips": thr, "members": ", ".join(members),
                      "best_single": best if known else None,
                      "best_single_ips": singles[best] if known else np.nan,

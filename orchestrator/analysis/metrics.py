@@ -5,18 +5,24 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-KEYS = ["board", "soc", "component", "component_class", "model", "model_display", "dtype"]
+from orchestrator.analysis.series import SERIES_KEYS, with_labels, with_series
+
+KEYS = SERIES_KEYS
 
 
 def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataFrame:
-    """One row per (board, component, model, dtype).
+    """One row per series (:mod:`orchestrator.analysis.series`: board, component with its CPUs, threads and
+    frequency setting, model file, dtype, versions), with its ``component_label`` and ``model_label``.
 
     Throughput is the mean over repeats of each job's images/s; latency
     percentiles are over every measured inference of those jobs pooled.
     Only VALID jobs count; ``invalid`` says how many were left out.
     """
     if results.empty:
-        return pd.DataFrame(columns=KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid"])
+        return pd.DataFrame(columns=KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid",
+                                            "component_label", "model_label"])
+    if not set(KEYS) <= set(results.columns):
+        results = with_series(results)
     results = results[["job_id", "verdict", "throughput_ips"] + KEYS]  # a narrow copy, not the whole row set
     valid = results[results["verdict"] == "VALID"]
     agg = (
@@ -47,7 +53,7 @@ def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataF
         present, p50, p99 = _grouped_quantiles(codes, values, (0.5, 0.99))
         pct = series.iloc[present].reset_index(drop=True).assign(latency_p50_ms=p50, latency_p99_ms=p99)
     out = agg.merge(thr, on=KEYS, how="left").merge(pct, on=KEYS, how="left")
-    return out[KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid"]]
+    return with_labels(out[KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid"]])
 
 
 def _grouped_quantiles(codes: np.ndarray, values: np.ndarray, qs: tuple[float, ...]):

@@ -25,13 +25,14 @@ from orchestrator.analysis.energy import (
 )
 from orchestrator.analysis.metrics import KEYS, throughput_table
 from orchestrator.analysis.roofline import Roofline, roofline
+from orchestrator.analysis.series import SOURCE_COLUMNS, with_labels, with_series
 from orchestrator.analysis.tables import iter_files, read_columns
 from orchestrator.results.store import RunDir
 
 __all__ = ["RunAnalysis", "analyze_run", "REPORT_COLUMNS"]
 
 # what the report needs of the results table (never the whole row set of columns)
-REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + [
+REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + SOURCE_COLUMNS + [
     "model_file", "repeat", "runtime_module", "runtime_version", "git_revision", "count", "latency_p50_ms",
     "latency_p99_ms", "mean_power_w", "energy_per_image_j",
 ]))
@@ -41,7 +42,7 @@ REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + [
 class RunAnalysis:
     meta: dict[str, Any]
     results: pd.DataFrame
-    table: pd.DataFrame  # throughput per (board, component, model, dtype) + model_file
+    table: pd.DataFrame  # throughput per series (orchestrator.analysis.series) + labels + model_file
     energy: pd.DataFrame  # per job
     rails: pd.DataFrame  # per job and rail (sensor boards)
     roofline: Roofline
@@ -58,12 +59,13 @@ class RunAnalysis:
 
     @cached_property
     def energy_summary(self) -> pd.DataFrame:
-        """Mean over the VALID repeats per (board, component, model, dtype) of the energy figures."""
+        """Mean over the VALID repeats of each series of the energy figures."""
         e = self.energy[self.energy["verdict"] == "VALID"]
-        keys = ["board", "soc", "component", "model", "model_display", "dtype"]
+        keys = KEYS
         if e.empty:
             return pd.DataFrame(columns=keys + ["measures", "simulated", "mean_w", "active_w", "energy_per_image_j",
-                                                "images_per_j", "energy_note"])
+                                                "images_per_j", "energy_note", "component_label", "model_label"])
+        e = e[[c for c in e.columns if c not in KEYS]].merge(self.results[["job_id"] + KEYS], on="job_id")
         e = e.assign(simulated=is_simulated(e))
         summary = (e.groupby(keys, sort=False, dropna=False)
                    .agg(measures=("measures", "first"), simulated=("simulated", "any"), mean_w=("mean_w", "mean"),
@@ -78,7 +80,7 @@ class RunAnalysis:
                   .agg("; ".join).reset_index())
         summary = summary.merge(joined, on=keys, how="left")
         summary["energy_note"] = summary["energy_note"].fillna("")
-        return summary
+        return with_labels(summary)
 
 
 def _with_model_file(table: pd.DataFrame, results: pd.DataFrame) -> pd.DataFrame:
@@ -91,15 +93,15 @@ def _coexec_rows(run: RunDir) -> pd.DataFrame:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    cols = ["board", "component", "model", "dtype", "verdict", "coexec_members", "coexec_share_pct"]
+    cols = list(dict.fromkeys(SOURCE_COLUMNS + ["verdict", "coexec_members", "coexec_share_pct"]))
     parts = [t.filter(pc.greater_equal(pc.list_value_length(t["coexec_members"]), 2))
              for t in iter_files(run, "results", cols)]
-    return pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=cols)
+    return with_series(pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=cols))
 
 
 def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
     meta = run.meta
-    results = read_columns(run, "results", REPORT_COLUMNS)
+    results = with_series(read_columns(run, "results", REPORT_COLUMNS))
     latencies = read_columns(run, "latencies", ["job_id", "latency_ms"], categorical=["job_id"])
     table = _with_model_file(throughput_table(results, latencies), results)
     energy, rails = run_energy(run, results[RESULT_COLUMNS])
@@ -116,7 +118,7 @@ def analyze_run(run: RunDir, baseline: RunDir | None = None) -> RunAnalysis:
         validity=validity, idle=idle_table(run, results),
     )
     if baseline is not None:
-        b_results = read_columns(baseline, "results", REPORT_COLUMNS)
+        b_results = with_series(read_columns(baseline, "results", REPORT_COLUMNS))
         b_lat = read_columns(baseline, "latencies", ["job_id", "latency_ms"], categorical=["job_id"])
         b_table = throughput_table(b_results, b_lat)
         analysis.baseline_id = baseline.run_id

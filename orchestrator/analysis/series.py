@@ -24,7 +24,7 @@ from typing import Sequence
 import pandas as pd
 
 __all__ = ["SERIES_KEYS", "COMPARE_KEYS", "VERSION_KEYS", "SOURCE_COLUMNS", "with_series", "with_labels",
-           "freq_label", "cpus_text", "series_names"]
+           "keyed", "freq_label", "cpus_text", "series_names"]
 
 # Key columns, all strings after with_series (missing or null -> "").
 SERIES_KEYS = ["board", "soc", "component", "component_class", "cpus_key", "threads_key", "model",
@@ -108,10 +108,10 @@ def with_labels(table: pd.DataFrame) -> pd.DataFrame:
     freq = t["freq_setting"].map(freq_label)
     comp = comp.where(freq == "", comp + " @ " + freq)
     varies_cpus = _varies(t, ["board", "component"], "cpus_key") | _varies(t, ["board", "component"], "threads_key")
-    detail = "cpus " + t["cpus_key"] + ", " + t["threads_key"] + " threads"
+    detail = ("cpus " + t["cpus_key"] + ", " + t["threads_key"] + " threads").str.replace(",  threads", "")
     comp = comp.where(~varies_cpus, comp + " (" + detail + ")")
     model = t["model_display"].where(t["model_display"] != "", t["model"]).astype(str)
-    varies_sha = _varies(t, ["model"], "model_sha256")
+    varies_sha = _varies(t, ["model", "dtype"], "model_sha256")
     model = model.where(~varies_sha, model + " [" + t["model_sha256"].str[:8] + "]")
     for key, short in (("runtime_version", "runtime"), ("agent_version", "agent")):
         v = _varies(t, ["board"], key)
@@ -119,6 +119,15 @@ def with_labels(table: pd.DataFrame) -> pd.DataFrame:
     t["component_label"] = comp
     t["model_label"] = model
     return t
+
+
+def keyed(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the series keys and labels, adding only what it lacks (tables built by hand, imports)."""
+    if not set(SERIES_KEYS) <= set(table.columns):
+        table = with_series(table)
+    if not {"component_label", "model_label"} <= set(table.columns):
+        table = with_labels(table)
+    return table
 
 
 def series_names(table: pd.DataFrame) -> pd.Series:

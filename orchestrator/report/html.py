@@ -14,6 +14,7 @@ import pandas as pd
 
 from orchestrator.analysis.energy import simulated_share
 from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
+from orchestrator.analysis.series import freq_label
 from orchestrator.analysis.tables import export_csv
 from orchestrator.report.plots import (
     efficiency_bars,
@@ -48,16 +49,18 @@ def _fmt(value: Any, digits: int = 1) -> str:
 
 for _env in (_ENV, _MD):
     _env.filters["fmt"] = _fmt
+    _env.filters["freq"] = freq_label
 
 
 def _board_tables(table: pd.DataFrame) -> list[dict[str, Any]]:
-    """Per SoC and board: models x dtypes as rows, components as columns (the study's Table 1 layout)."""
+    """Per SoC and board: models x dtypes as rows, components as columns (the study's Table 1 layout); a
+    component measured at two frequency settings (or CPU/thread settings) is two columns."""
     boards = []
     for board, data in table.groupby("board", sort=False):
-        components = list(dict.fromkeys(data["component"]))
+        components = list(dict.fromkeys(data["component_label"]))
         rows = []
-        for (model, dtype), cell_rows in data.groupby(["model_display", "dtype"], sort=False):
-            cells = {r["component"]: r for r in cell_rows.to_dict("records")}
+        for (model, dtype), cell_rows in data.groupby(["model_label", "dtype"], sort=False):
+            cells = {r["component_label"]: r for r in cell_rows.to_dict("records")}
             rows.append({"model": model, "dtype": dtype, "cells": [cells.get(c) for c in components]})
         boards.append({"name": board, "soc": data["soc"].iloc[0], "components": components, "rows": rows})
     return boards
@@ -114,7 +117,7 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
     many = len(results) > MAX_JOB_ROWS
     details = a.validity if many else job_details(run)
     details = details.head(MAX_JOB_ROWS)
-    jobs = results[results["job_id"].isin(details["job_id"])].drop(columns=["verdict"]).merge(
+    jobs = results[results["job_id"].isin(details["job_id"])].drop(columns=["verdict", "cpus"]).merge(
         details, on="job_id", how="inner")
     jobs = jobs.drop(columns=["energy_per_image_j"], errors="ignore").merge(
         a.energy[["job_id", "active_w", "energy_per_image_j", "images_per_j", "energy_note"]], on="job_id", how="left")

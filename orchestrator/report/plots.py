@@ -12,6 +12,8 @@ from matplotlib.ticker import LogFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from orchestrator.analysis.series import SERIES_KEYS, freq_label  # noqa: E402
+
 
 def _plain_log_ticks(*axes) -> None:
     """Log axes labelled 20, 50, 100 ... instead of mathtext powers (slow to lay out, hard to read);
@@ -26,14 +28,14 @@ def _grouped_bars(data: pd.DataFrame, value: str, ylabel: str, title: str, path:
 
     Laid out once by the constrained layout engine (``bbox_inches="tight"`` would draw every
     figure twice: the report of a big store draws dozens)."""
-    models = list(dict.fromkeys(data["model_display"]))
-    series = list(dict.fromkeys(zip(data["component"], data["dtype"])))
+    models = list(dict.fromkeys(data["model_label"]))
+    series = list(dict.fromkeys(zip(data["component_label"], data["dtype"])))
     width = 0.8 / max(1, len(series))
     rows = -(-len(series) // 4)  # legend rows below the axes
     fig, ax = plt.subplots(figsize=(max(6.0, 1.6 * len(models)), 4.2 + 0.25 * rows), dpi=110, layout="constrained")
     x = np.arange(len(models))
     for i, (component, dtype) in enumerate(series):
-        sel = data[(data["component"] == component) & (data["dtype"] == dtype)].set_index("model_display")
+        sel = data[(data["component_label"] == component) & (data["dtype"] == dtype)].set_index("model_label")
         values = [float(sel[value].get(m, np.nan)) for m in models]
         ax.bar(x + (i - (len(series) - 1) / 2) * width, values, width, label=f"{component} {dtype}")
     ax.set_xticks(x, models)
@@ -73,7 +75,7 @@ def coexec_share_bars(coexec: pd.DataFrame, shares: pd.DataFrame, board: str, pa
     labels = []
     for i, rec in rows.iterrows():
         left = 0.0
-        part = sh[(sh["component"] == rec["component"]) & (sh["model"] == rec["model"]) & (sh["dtype"] == rec["dtype"])]
+        part = sh.merge(pd.DataFrame([rec])[SERIES_KEYS], on=SERIES_KEYS)  # this configuration's members
         for member, pct in zip(part["member"], part["share_pct"]):
             color = colors.setdefault(member, palette[len(colors) % len(palette)])
             width = float(rec["throughput_ips"]) * pct / 100.0
@@ -82,7 +84,7 @@ def coexec_share_bars(coexec: pd.DataFrame, shares: pd.DataFrame, board: str, pa
             left += width
         if pd.notna(rec["best_single_ips"]):
             ax.plot([rec["best_single_ips"]] * 2, [i - 0.4, i + 0.4], color="black", linewidth=1.5)
-        labels.append(f"{rec['model_display']} {rec['dtype']}\n{rec['component']}")
+        labels.append(f"{rec['model_label']} {rec['dtype']}\n{rec['component_label']}")
     ax.set_yticks(range(len(rows)), labels, fontsize="small")
     ax.invert_yaxis()
     ax.set_xlabel("throughput (images/s), split by each component's share of the frames; | best single")
@@ -115,7 +117,8 @@ def roofline_plot(roofs: pd.DataFrame, points: pd.DataFrame, soc: str, path: Pat
                    marker="o" if bound == "memory" else "^", zorder=3)
     if len(p) <= 24:  # beyond that the labels only hide each other (the table has every point)
         for pt in p.itertuples():
-            ax.annotate(f"{pt.model_display} {pt.dtype}", (pt.intensity_flop_per_byte, pt.attained_gflops),
+            where = "" if pt.component_label == pt.component else f" {pt.component_label}"
+            ax.annotate(f"{pt.model_label} {pt.dtype}{where}", (pt.intensity_flop_per_byte, pt.attained_gflops),
                         fontsize=6, xytext=(3, 3), textcoords="offset points")
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -132,8 +135,9 @@ def roofline_plot(roofs: pd.DataFrame, points: pd.DataFrame, soc: str, path: Pat
 
 def ratio_heatmap(pairs: pd.DataFrame, path: Path) -> Path:
     """Cross-SoC throughput ratios: rows (soc_a/soc_b, class, dtype), columns models, log colour scale."""
+    freq = pairs["freq_setting"].map(freq_label) if "freq_setting" in pairs else pd.Series("", index=pairs.index)
     data = pairs.assign(row=pairs["soc_a"] + " / " + pairs["soc_b"] + " · " + pairs["component_class"] + " · "
-                        + pairs["dtype"])
+                        + pairs["dtype"] + freq.map(lambda f: f" @ {f}" if f else ""))
     grid = data.pivot_table(index="row", columns="model_display", values="ratio", aggfunc="first")
     fig, ax = plt.subplots(figsize=(max(5.0, 1.2 * grid.shape[1] + 3), 0.5 * grid.shape[0] + 2), dpi=110,
                            layout="constrained")
