@@ -35,6 +35,7 @@ from orchestrator.checksum import sha256_file
 from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, SocfarmError
 from orchestrator.health import BoardUnhealthy, health_command, judge_health
+from orchestrator.isolated import IsolatedBaselines
 from orchestrator.jobs import Job
 from orchestrator.membw import cpu_components, membw_command, membw_rows
 from orchestrator.meters.sensors import sensor_samples
@@ -190,7 +191,7 @@ class BoardRunner:
         self._idle_rows: list[dict[str, Any]] = []  # this run's idle power of the board (both phases)
         self.membw_mb = membw_mb
         self.retry = retry
-        self._isolated: dict[tuple[str, str, str], float] = {}  # this run's VALID isolated throughputs
+        self._isolated = IsolatedBaselines()  # this run's VALID isolated throughputs (from the store on resume)
         self.run = run
         self.board = board
         self.facts = facts
@@ -202,6 +203,7 @@ class BoardRunner:
         """The board's jobs one at a time; transient failures are retried, a failing board quarantined."""
         pending = list(jobs)
         try:
+            self._isolated = IsolatedBaselines.from_store(self.run, self.board.name)
             transport = open_transport(self.board, self.facts)
             try:
                 self._check_health(transport)
@@ -360,8 +362,8 @@ class BoardRunner:
         )
         spec["sysfs_root"] = self.board.sysfs_root
         if job.is_coexec:
-            isolated = {m.name: self._isolated.get((m.name, job.model, job.dtype)) for m in job.members}
-            if all(isolated.values()):
+            isolated = self._isolated.for_job(job)
+            if isolated is not None:
                 spec["isolated_ips"] = isolated  # measured earlier in this run: the agent reports the gains
         power = self._power_spec()
         if power is not None:
@@ -450,7 +452,7 @@ class BoardRunner:
                      "t_wall": time.time(), "verdict": row["verdict"]})
         acc.done.append(job.job_id)
         if row["verdict"] == "VALID" and not job.is_coexec:
-            self._isolated[(job.component, job.model, job.dtype)] = float(row["throughput_ips"])
+            self._isolated.add(job, row["throughput_ips"])
         if row["verdict"] != "VALID":
             acc.invalid.append(job.job_id)
         self.progress.job_done(job, row)
