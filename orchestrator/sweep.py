@@ -28,6 +28,7 @@ from orchestrator.provision.runner import BoardFacts, describe_event, provision,
 from orchestrator.provision.stamps import already_provisioned, board_stamps, save_stamps
 from orchestrator.report.html import write_report
 from orchestrator.results.store import RunDir, Store
+from orchestrator.resume_check import board_entry, changed_inputs, write_job_shapes
 from orchestrator.scheduler.board_lock import BoardLock
 from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
 from orchestrator.scheduler.retry import error_class
@@ -46,6 +47,10 @@ def prepare_resume(store: Store, run_id: str) -> tuple[RunDir, "SweepPlan"]:
     plan = prepare(experiments, Path(meta["inventory_file"]))
     if [j.job_id for j in plan.jobs] != meta["jobs"]:
         raise ConfigError(f"cannot resume {run_id}: the inventory or zoo now plans different jobs")
+    changed = changed_inputs(run, plan.jobs, plan.boards())
+    if changed:
+        raise ConfigError(f"cannot resume {run_id}: inputs that shape its jobs changed since the run started "
+                          f"(restore them, or start a new run):\n  " + "\n  ".join(changed))
     return run, plan
 
 
@@ -139,7 +144,7 @@ class SweepRunner:
                 "zoo_dir": str(p.zoo_dir),
                 "zoo_builder_hash": p.manifest.builder_hash,
                 "zoo_weights": p.manifest.weights,
-                "boards": {b.name: b.model_dump(mode="json", by_alias=True) for b in p.boards()},
+                "boards": {b.name: board_entry(b) for b in p.boards()},
                 "jobs": [j.job_id for j in p.jobs],
                 "status": "running",
             },
@@ -147,6 +152,7 @@ class SweepRunner:
         shutil.copy2(p.experiments_path, run.path / "inputs" / p.experiments_path.name)
         shutil.copy2(p.inventory_path, run.path / "inputs" / p.inventory_path.name)
         shutil.copy2(p.zoo_dir / "manifest.json", run.path / "inputs" / "zoo-manifest.json")
+        write_job_shapes(run, p.jobs)
         for job in p.jobs:
             run.journal({"job_id": job.job_id, "state": "planned", "board": job.board, "t_wall": time.time()})
         return run
