@@ -15,7 +15,8 @@ _NS_PER_MS = 1e6
 def per_component(names: Sequence[str], worker: Sequence[int], duration_ns: int) -> Dict[str, Dict[str, Any]]:
     """Frames, share (%) and throughput of each component over the stream's window."""
     total = len(worker)
-    counts = np.bincount(np.asarray(worker, dtype=np.int64), minlength=len(names)) if total else [0] * len(names)
+    # np.intp: bincount takes only the platform's index type (int64 input fails on 32-bit numpy).
+    counts = np.bincount(np.asarray(worker, dtype=np.intp), minlength=len(names)) if total else [0] * len(names)
     out = {}
     for i, name in enumerate(names):
         frames = int(counts[i])
