@@ -1,11 +1,13 @@
 """The parent's side of a co-execution: start the workers, open the stream, reorder, stop, collect.
 
 The window rules apply to the whole stream: each worker warms up on its own,
-then all start together (``go``); the window runs from the start of frame 0
-to the latest frame end. The workers apply the stop rules when they take a
-frame (see ``worker``); the parent only sets the stop flag on errors and
-interrupts. Every frame taken is finished and reported, so frames
-``0..N-1`` are each done exactly once; the parent checks that none is missing.
+then all start together (``go``). The workers apply the stream's rules when
+they take a frame, and the take that finds them met closes the stream (see
+``worker``); the parent only sets the stop flag on errors and interrupts.
+Every frame taken is finished and reported, so frames ``0..N-1`` are each
+done exactly once; the parent checks that none is missing. The result holds
+them all and the close time: which of them the window counts is
+``window``'s rule.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from device_agent.coexec.inbox import Inbox, worker_pipes
 from device_agent.coexec.reorder import ReorderBuffer
-from device_agent.coexec.worker import worker_main
+from device_agent.coexec.worker import CLOSED, N_FLAGS, STOP, worker_main
 from device_agent.errors import InferenceError, InternalError
 from device_agent.spec import JobSpec
 
@@ -35,6 +37,7 @@ class StreamResult:
     end_ns: List[int] = field(default_factory=list)
     delay_ns: List[int] = field(default_factory=list)
     max_waiting: int = 0
+    closed_ns: int = 0  # when a take found the stream's rules met (0: the stream never closed)
 
 
 ProgressCallback = Callable[[str, int, float], None]
@@ -44,10 +47,10 @@ def run_stream(spec: JobSpec, on_ready: Callable[[List[Dict[str, Any]]], None], 
                on_close: Callable[[], None], on_progress: ProgressCallback,
                clock_ns: Callable[[], int] = time.monotonic_ns) -> StreamResult:
     ctx = multiprocessing.get_context("spawn")
-    # counter = next frame index; flags = [window start (frame 0's start), latest end known, stop]; all
-    # guarded by the counter's lock.
+    # counter = next frame index; flags = the worker's slots (frame 0's start, latest end reported, stop,
+    # frames completed, close time); all guarded by the counter's lock.
     counter = ctx.Value("q", 0)
-    flags = ctx.RawArray("q", 3)
+    flags = ctx.RawArray("q", N_FLAGS)
     go = ctx.Event()
     receive, send = worker_pipes(ctx, len(spec.components))
     lifetime_s = spec.rules.max_duration_s + READY_SLACK_S
@@ -72,6 +75,8 @@ def run_stream(spec: JobSpec, on_ready: Callable[[List[Dict[str, Any]]], None], 
         go.set()
         _collect(spec, inbox, out, on_progress, clock_ns)
         on_close()
+        with counter.get_lock():
+            out.closed_ns = flags[CLOSED]
         return out
     finally:
         _shut_down(procs, counter, flags, go, inbox)
@@ -80,7 +85,7 @@ def run_stream(spec: JobSpec, on_ready: Callable[[List[Dict[str, Any]]], None], 
 def _shut_down(procs: List[Any], counter: Any, flags: Any, go: Any, inbox: Inbox) -> None:
     """Stop every worker; keep draining their pipes meanwhile (a worker cannot exit while blocked on a full one)."""
     with counter.get_lock():
-        flags[2] = 1
+        flags[STOP] = 1
     go.set()
     deadline = time.monotonic() + JOIN_S
     while any(p.is_alive() for p in procs) and time.monotonic() < deadline:

@@ -12,18 +12,26 @@ _NS_PER_S = 1e9
 _NS_PER_MS = 1e6
 
 
-def per_component(names: Sequence[str], worker: Sequence[int], duration_ns: int) -> Dict[str, Dict[str, Any]]:
-    """Frames, share (%) and throughput of each component over the stream's window."""
-    total = len(worker)
+def _counts(worker: Sequence[int], n: int) -> List[int]:
     # np.intp: bincount takes only the platform's index type (int64 input fails on 32-bit numpy).
-    counts = np.bincount(np.asarray(worker, dtype=np.intp), minlength=len(names)) if total else [0] * len(names)
+    return [int(x) for x in np.bincount(np.asarray(worker, dtype=np.intp), minlength=n)] if len(worker) else [0] * n
+
+
+def per_component(names: Sequence[str], worker: Sequence[int], duration_ns: int,
+                  tail_worker: Sequence[int] = ()) -> Dict[str, Dict[str, Any]]:
+    """Frames, share (%) and throughput of each component over the window (``worker``: of each frame in
+    the window), and its ``tail_frames``: frames it finished after the close (``tail_worker``), not counted."""
+    total = len(worker)
+    counts = _counts(worker, len(names))
+    tail = _counts(tail_worker, len(names))
     out = {}
     for i, name in enumerate(names):
-        frames = int(counts[i])
+        frames = counts[i]
         out[name] = {
             "frames": frames,
             "share_pct": 100.0 * frames / total if total else 0.0,
             "throughput_ips": frames / (duration_ns / _NS_PER_S),
+            "tail_frames": tail[i],
         }
     return out
 

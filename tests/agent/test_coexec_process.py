@@ -28,8 +28,22 @@ TWO_CPUS = [{"name": "cpu0", "kind": "cpu", "cpus": [0]}, {"name": "cpu1", "kind
 def read_trace(path):
     with open(str(path), newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == ["index", "start_mono_ns", "end_mono_ns", "worker", "reorder_delay_ns"]
-    return [(int(r[0]), int(r[1]), int(r[2]), r[3], int(r[4])) for r in rows[1:]]
+    assert rows[0] == ["index", "start_mono_ns", "end_mono_ns", "worker", "reorder_delay_ns", "in_window"]
+    return [(int(r[0]), int(r[1]), int(r[2]), r[3], int(r[4]), int(r[5])) for r in rows[1:]]
+
+
+def assert_window_is_the_counted_frames(summary, rows):
+    """The window's rule: counted = frames ended by the close; the window ends at the last of them."""
+    inside = [r for r in rows if r[5] == 1]
+    tail = [r for r in rows if r[5] == 0]
+    assert summary["count"] == len(inside) and summary["tail"]["frames"] == len(tail)
+    assert summary["window"]["start_mono_ns"] == rows[0][1]
+    assert summary["window"]["end_mono_ns"] == max(r[2] for r in inside) <= summary["tail"]["closed_mono_ns"]
+    assert all(r[2] > summary["tail"]["closed_mono_ns"] for r in tail)
+    assert summary["window_rule"]
+    for name, c in summary["components"].items():
+        assert c["frames"] == sum(1 for r in inside if r[3] == name)
+        assert c["tail_frames"] == sum(1 for r in tail if r[3] == name)
 
 
 def test_two_cpus_share_one_stream_each_frame_once_in_order(tmp_path):
@@ -43,7 +57,8 @@ def test_two_cpus_share_one_stream_each_frame_once_in_order(tmp_path):
     assert [c["cpus_effective"] for c in started["components"]] == [[0], [1]]
     assert summary["event"] == "summary" and summary["verdict"] == "VALID", summary["reasons"]
     rows = read_trace(summary["trace"]["path"])
-    assert [r[0] for r in rows] == list(range(summary["count"]))  # every frame exactly once, in order
+    assert [r[0] for r in rows] == list(range(summary["trace"]["rows"]))  # every frame exactly once, in order
+    assert_window_is_the_counted_frames(summary, rows)
     assert summary["count"] >= 300 and summary["duration_s"] >= 0.5
     starts = [r[1] for r in rows]
     assert starts == sorted(starts)  # frames were taken in index order
@@ -51,11 +66,7 @@ def test_two_cpus_share_one_stream_each_frame_once_in_order(tmp_path):
     assert sum(c["frames"] for c in comps.values()) == summary["count"]
     assert sum(c["share_pct"] for c in comps.values()) == pytest.approx(100.0)
     assert {r[3] for r in rows} <= {"cpu0", "cpu1"}
-    for name, c in comps.items():
-        assert c["frames"] == sum(1 for r in rows if r[3] == name)
     assert sum(c["throughput_ips"] for c in comps.values()) == pytest.approx(summary["throughput_ips"])
-    assert summary["window"]["start_mono_ns"] == rows[0][1]
-    assert summary["window"]["end_mono_ns"] == max(r[2] for r in rows)
     assert set(summary["reorder_delay_ms"]) == {"mean", "p50", "p90", "p99", "max"}
     gains = summary["coexec"]
     assert gains["best_single"] == "cpu0"
@@ -73,9 +84,12 @@ def test_external_component_joins_the_stream_by_batches(tmp_path):
     assert run.returncode == 0, run.stderr
     summary = run.events[-1]
     rows = read_trace(summary["trace"]["path"])
-    assert [r[0] for r in rows] == list(range(summary["count"]))
+    assert [r[0] for r in rows] == list(range(summary["trace"]["rows"]))
+    assert_window_is_the_counted_frames(summary, rows)
     npu = [r for r in rows if r[3] == "npu"]
-    assert npu and len(npu) % 4 == 0 and summary["components"]["npu"]["frames"] == len(npu)
+    assert npu and len(npu) % 4 == 0
+    npu_inside = [r for r in npu if r[5] == 1]  # a batch is in the window or out of it as a whole
+    assert len(npu_inside) % 4 == 0 and summary["components"]["npu"]["frames"] == len(npu_inside)
     assert sum(c["share_pct"] for c in summary["components"].values()) == pytest.approx(100.0)
 
 
