@@ -14,6 +14,12 @@ co-execution rows: an empty table (the report leaves the section out).
 
 ``coexec_shares`` gives each member's share of the frames (the agent's
 ``share_pct``, mean over the VALID repeats): the composition of the stream.
+
+The agent's co-execution figures (``throughput_ips``, ``count``, the window,
+``share_pct``) count the frames completed by the stream's close, when the
+first member goes idle; a slower member's frames finished after it (its lone
+tail) are in the trace but not in these figures (the summary's
+``window_rule``).
 """
 
 from __future__ import annotations
