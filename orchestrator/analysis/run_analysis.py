@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from orchestrator.analysis.advisor import Advice, advise
 from orchestrator.analysis.coexec import coexec_shares, coexec_table
 from orchestrator.analysis.compare import (
     baseline_comparison,
@@ -22,6 +23,7 @@ from orchestrator.analysis.energy import (
     idle_by_phase,
     is_simulated,
     run_energy,
+    simulated_share,
 )
 from orchestrator.analysis.metrics import KEYS, throughput_table
 from orchestrator.analysis.roofline import Roofline, roofline
@@ -34,7 +36,7 @@ __all__ = ["RunAnalysis", "analyze_run", "REPORT_COLUMNS"]
 # what the report needs of the results table (never the whole row set of columns)
 REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + SOURCE_COLUMNS + [
     "model_file", "repeat", "runtime_module", "runtime_version", "git_revision", "count", "latency_p50_ms",
-    "latency_p99_ms", "mean_power_w", "energy_per_image_j",
+    "latency_p99_ms", "mean_power_w", "energy_per_image_j", "reasons",
 ]))
 
 
@@ -56,6 +58,11 @@ class RunAnalysis:
     baseline_id: str | None = None
     baseline: pd.DataFrame = field(default_factory=pd.DataFrame)
     baseline_geomean: float = float("nan")
+
+    @cached_property
+    def advice(self) -> list[Advice]:
+        """What to do about this run (orchestrator.analysis.advisor)."""
+        return advise(self.results, self.table, self.coexec, self.idle, simulated_share(self.results))
 
     @cached_property
     def energy_summary(self) -> pd.DataFrame:

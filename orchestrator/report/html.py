@@ -117,7 +117,7 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
     many = len(results) > MAX_JOB_ROWS
     details = a.validity if many else job_details(run)
     details = details.head(MAX_JOB_ROWS)
-    jobs = results[results["job_id"].isin(details["job_id"])].drop(columns=["verdict", "cpus"]).merge(
+    jobs = results[results["job_id"].isin(details["job_id"])].drop(columns=["verdict", "cpus", "reasons"]).merge(
         details, on="job_id", how="inner")
     jobs = jobs.drop(columns=["energy_per_image_j"], errors="ignore").merge(
         a.energy[["job_id", "active_w", "energy_per_image_j", "images_per_j", "energy_note"]], on="job_id", how="left")
@@ -125,6 +125,7 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
     energy = a.energy_summary
     context = dict(
         run=meta,
+        advice=a.advice,
         boards=_board_tables(a.table),
         figures=figures,
         jobs=_records(jobs.sort_values("job_id")),
