@@ -74,6 +74,8 @@ def _trace_frame(path: Path, run_id: str, job_id: str) -> pd.DataFrame:
         raise AgentError(f"{job_id}: unreadable trace {path}: {exc}", retryable=True, error_class="TraceError")
     if list(trace.columns[:3]) != ["index", "start_mono_ns", "end_mono_ns"]:
         raise AgentError(f"{job_id}: trace {path} has columns {list(trace.columns)}", error_class="TraceError")
+    if "in_window" in trace.columns:  # co-execution: the tail finished after the stream closed is not measured
+        trace = trace[trace["in_window"] == 1]
     trace = trace[["index", "start_mono_ns", "end_mono_ns"]].copy()  # co-execution adds worker columns
     trace.insert(0, "job_id", job_id)
     trace.insert(0, "run_id", run_id)

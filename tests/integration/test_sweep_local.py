@@ -225,7 +225,11 @@ def test_coexecution_of_the_two_cores(tmp_path, farm):
     # the isolated throughputs measured earlier in the run reached the agent, which reports the gains
     assert '"ratio_to_sum_isolated"' in events
     lat = pd.read_parquet(run_dir / "latencies")
-    assert (lat[lat.job_id == co.job_id]["index"].diff().dropna() == 1).all()  # frames in order, each once
+    co_lat = lat[lat.job_id == co.job_id]
+    assert (co_lat["index"].diff().dropna() == 1).all()  # frames in order, each once
+    # the latencies stored are the window's frames: the tail finished after the stream closed is not
+    assert len(co_lat) == co["count"]
+    assert co_lat.end_mono_ns.max() <= co.window_end_mono_ns
 
 
 def test_external_and_gpu_components_through_the_sweep(tmp_path, farm):
