@@ -122,3 +122,45 @@ def test_unreachable_board_and_wrong_key_are_classified(farm, tmp_path):
             connect(slow)
     finally:
         farm.link_up("xu3-2")
+
+
+TWO_SETTINGS = f"""
+version: 1
+zoo: {FIXTURE_ZOO}
+membw_mb: 0
+rules: {{warmup_runs: 2, min_count: 30, min_duration_s: 0.5, max_duration_s: 20}}
+experiments:
+  - name: a15-two-clocks
+    models: [tiny_cnn]
+    dtypes: [float32]
+    components: [big]
+    boards: [odroid_xu3]
+    frequencies: [max, 1400000]
+"""
+
+
+def test_two_frequency_settings_are_reported_apart_with_temperatures_and_advice(farm, tmp_path):
+    """One component at two clock settings: two series in every table, each job with its temperatures,
+    and the report's advisor section (one repeat each: too few for a regression verdict)."""
+    inv = write_inventory(farm, tmp_path / "inventory.yml")
+    exp = tmp_path / "exp.yaml"
+    exp.write_text(TWO_SETTINGS)
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(inv), "--store", str(tmp_path / "runs"),
+         "--reports", str(tmp_path / "reports"), "--state", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-5000:] + proc.stdout[-2000:]
+    run_dir = next((tmp_path / "runs").iterdir())
+    results = pd.read_parquet(run_dir / "results")
+    assert sorted(set(results.freq_requested)) == ["1400000", "max"]
+    low = results[results.freq_requested == "1400000"]
+    assert (low.verdict == "VALID").all() and (low.freq_min_khz == 1400000).all()
+    # (a virtual board's inference runs on this machine's CPU: its speed does not follow the simulated clock,
+    # so only the settings, not their throughputs, can be told apart here)
+    report_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
+    html = (report_dir / "index.html").read_text()
+    assert "a15 @ max" in html and "a15 @ 1.4 GHz" in html
+    assert 'id="advisor"' in html and "fewer than 3 VALID repeats" in html
+    summary = (report_dir / "summary.md").read_text()
+    assert "| a15 @ max | a15 @ 1.4 GHz |" in summary or "| a15 @ 1.4 GHz | a15 @ max |" in summary
