@@ -1,13 +1,17 @@
-"""The ``platform`` part of the job spec: frequencies to hold and thermal zones to watch.
+"""The ``platform`` part of the job spec: frequencies to hold or watch, and thermal zones to watch.
 
 ```
-"platform": {"cpufreq": {"policy4": {"governor": "performance"}},
+"platform": {"cpufreq": {"policy4": {"governor": "performance"}, "policy0": {"watch": true}},
              "devfreq": {"11800000.gpu": {"pin_khz": 600000}},
              "thermal_zones": ["thermal_zone0"]}
 ```
 Each frequency domain gets exactly one of ``governor`` (only ``performance``:
-the top available frequency) or ``pin_khz`` (min = max = that frequency; it
-must be one the domain offers, checked against the board by the runner).
+the top available frequency), ``pin_khz`` (min = max = that frequency; it
+must be one the domain offers, checked against the board by the runner) or
+``watch: true`` (nothing is written: the domain is only sampled, and a cap
+seen during the window makes the job INVALID; see ``platform/watch.py``).
+A watched cpufreq policy may add ``loaded: true``: the job keeps it busy (a
+``cpu`` component runs on it), so its governor is expected at its limit.
 """
 
 from __future__ import annotations
@@ -26,11 +30,13 @@ _ZONE_RE = re.compile(r"^thermal_zone[0-9]+$")
 
 @dataclass(frozen=True)
 class FreqRequest:
-    """One frequency domain: ``governor`` performance, or ``pin_khz``."""
+    """One frequency domain: ``governor`` performance, ``pin_khz``, or ``watch`` (sampled, not held)."""
 
     name: str  # "policy4" or a devfreq node name
     governor: Optional[str]
     pin_khz: Optional[int]
+    watch: bool = False
+    loaded: bool = False  # watch only: the job keeps the domain busy
 
 
 @dataclass(frozen=True)
@@ -39,13 +45,21 @@ class PlatformSpec:
     devfreq: Tuple[FreqRequest, ...]
     thermal_zones: Tuple[str, ...]
 
+    def held(self, group: str) -> Tuple[FreqRequest, ...]:
+        """The domains of ``group`` ("cpufreq" or "devfreq") whose frequency is set and held."""
+        return tuple(r for r in getattr(self, group) if not r.watch)
+
+    def watched(self, group: str) -> Tuple[FreqRequest, ...]:
+        """The domains of ``group`` that are only sampled."""
+        return tuple(r for r in getattr(self, group) if r.watch)
+
 
 def parse_platform(c: Checker, raw: Any) -> Optional[PlatformSpec]:
     if raw is None:
         return None
     m = c.obj(raw, "platform", required=(), optional=("cpufreq", "devfreq", "thermal_zones"))
-    cpufreq = _domains(c, m.get("cpufreq", {}), "platform.cpufreq", _POLICY_RE, "policyN")
-    devfreq = _domains(c, m.get("devfreq", {}), "platform.devfreq", _NODE_RE, "a devfreq node name")
+    cpufreq = _domains(c, m.get("cpufreq", {}), "platform.cpufreq", _POLICY_RE, "policyN", loads=True)
+    devfreq = _domains(c, m.get("devfreq", {}), "platform.devfreq", _NODE_RE, "a devfreq node name", loads=False)
     zones: List[str] = []
     raw_zones = m.get("thermal_zones", [])
     if not isinstance(raw_zones, list):
@@ -64,7 +78,7 @@ def parse_platform(c: Checker, raw: Any) -> Optional[PlatformSpec]:
     return PlatformSpec(cpufreq=cpufreq, devfreq=devfreq, thermal_zones=tuple(zones))
 
 
-def _domains(c: Checker, raw: Any, field: str, name_re: Any, what: str) -> Tuple[FreqRequest, ...]:
+def _domains(c: Checker, raw: Any, field: str, name_re: Any, what: str, loads: bool) -> Tuple[FreqRequest, ...]:
     if not isinstance(raw, dict):
         c.problem(field, "must be an object of name -> setting, got %s" % type_name(raw))
         return ()
@@ -73,15 +87,29 @@ def _domains(c: Checker, raw: Any, field: str, name_re: Any, what: str) -> Tuple
         sub = "%s.%s" % (field, name)
         if not name_re.match(name):
             c.problem(sub, "must be %s" % what)
-        s = c.obj(setting, sub, required=(), optional=("governor", "pin_khz"))
+        keys = ("governor", "pin_khz", "watch") + (("loaded",) if loads else ())
+        s = c.obj(setting, sub, required=(), optional=keys)
         governor = s.get("governor", MISSING)
         pin = s.get("pin_khz", MISSING)
-        if (governor is MISSING) == (pin is MISSING):
+        watch = s.get("watch", MISSING)
+        loaded = s.get("loaded", MISSING)
+        if loaded is not MISSING:
+            if watch is MISSING:
+                c.problem(sub + ".loaded", "only with watch: true (a held domain is checked against its setting)")
+            elif not isinstance(loaded, bool):
+                c.problem(sub + ".loaded", "must be true or false, got %s" % type_name(loaded))
+        if [governor, pin, watch].count(MISSING) != 2:
             if isinstance(setting, dict):
-                c.problem(sub, "needs exactly one of governor or pin_khz")
+                c.problem(sub, "needs exactly one of governor or pin_khz (or watch: true alone, to sample it "
+                               "without holding it)")
             out.append(FreqRequest(name, None, None))
             continue
-        if governor is not MISSING:
+        if watch is not MISSING:
+            if watch is not True:
+                c.problem(sub + ".watch", "must be true (leave the domain out to not watch it), got %s"
+                          % type_name(watch))
+            out.append(FreqRequest(name, None, None, watch=True, loaded=loaded is True))
+        elif governor is not MISSING:
             if governor not in GOVERNORS:
                 c.problem(sub + ".governor", "must be one of %s, got %s" % (list(GOVERNORS), type_name(governor)))
             out.append(FreqRequest(name, str(governor), None))

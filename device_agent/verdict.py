@@ -6,6 +6,9 @@ Checks (each failed one adds one reason):
 * ``min_count``: the window holds at least ``rules.min_count`` inferences;
 * ``freq_held`` (with ``platform``): no held frequency domain ran below the
   frequency it was set to while the window was open;
+* ``no_throttle`` (with ``platform``): no watched (not held) frequency domain
+  was throttled while the window was open (``platform/watch.py`` says when a
+  domain that nobody pinned counts as throttled);
 * ``delegate_full`` (with a ``gpu`` component): every op of the model runs on
   the delegate, and the delegate is not as slow as the CPU.
 """
@@ -13,7 +16,7 @@ Checks (each failed one adds one reason):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 from device_agent.spec import Rules
 
@@ -49,6 +52,17 @@ class FreqHeld:
 
 
 @dataclass(frozen=True)
+class FreqWatched:
+    """How a watched (not held) frequency domain behaved over the window."""
+
+    domain: str
+    max_khz: int  # the hardware maximum
+    below_s: float  # time throttled
+    min_khz: int  # lowest frequency while throttled
+    limit_min_khz: int  # lowest limit (scaling_max_freq / max_freq) in the window
+
+
+@dataclass(frozen=True)
 class DelegateUse:
     """Where the ops of a ``gpu`` component's model ran."""
 
@@ -63,7 +77,7 @@ class DelegateUse:
 
 
 def judge(count: int, duration_ns: int, rules: Rules,
-          freqs: Sequence[FreqHeld] = (), delegates: Sequence[DelegateUse] = ()) -> Verdict:
+          freqs: Sequence[Union[FreqHeld, FreqWatched]] = (), delegates: Sequence[DelegateUse] = ()) -> Verdict:
     """The single place the verdict is computed: VALID iff every check passes."""
     cap = "within max_duration_s=%s" % _fmt(rules.max_duration_s)
     duration_s = duration_ns / _NS_PER_S
@@ -80,6 +94,14 @@ def judge(count: int, duration_ns: int, rules: Rules,
         ),
     ]
     for f in freqs:
+        if isinstance(f, FreqWatched):
+            checks.append(Check(
+                "no_throttle",
+                f.below_s <= 0,
+                "throttled: %s (not pinned) was capped below its %d kHz maximum for %.3g s (min %d kHz, "
+                "limit down to %d kHz)" % (f.domain, f.max_khz, f.below_s, f.min_khz, f.limit_min_khz),
+            ))
+            continue
         checks.append(Check(
             "freq_held",
             f.below_s <= 0,

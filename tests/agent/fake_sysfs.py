@@ -1,4 +1,4 @@
-"""Fake sysfs trees for the power sensors, and a test-only fake driver thread.
+"""Fake sysfs trees for the power sensors (and frequency domains, thermal zones), and a test-only fake driver thread.
 
 ``ina231_dir``/``hwmon_dir`` lay out one sensor folder the way the kernels
 do. ``FakeDriver`` publishes a new conversion every ``period_s`` into the
@@ -125,3 +125,52 @@ class FakeDriver:
                 self.published[rail].append(values)
             if time.monotonic() >= deadline or self._stop.wait(self.period_s):
                 return
+
+
+# --- frequency domains and thermal zones (static files: a test writes a cap itself) -----------
+
+def cpufreq_policy_dir(root: Path, policy: str, available_khz: Tuple[int, ...], governor: str = "ondemand",
+                       cur_khz: Optional[int] = None, limit_khz: Optional[int] = None,
+                       related_cpus: str = "0 1 2 3") -> Path:
+    """A cpufreq policy as the kernel shows it, at its top frequency unless told otherwise."""
+    d = root / "devices/system/cpu/cpufreq" / policy
+    d.mkdir(parents=True, exist_ok=True)
+    top = max(available_khz)
+    files = {
+        "cpuinfo_min_freq": min(available_khz), "cpuinfo_max_freq": top, "related_cpus": related_cpus,
+        "scaling_available_frequencies": " ".join(map(str, sorted(available_khz))) + " ",
+        "scaling_available_governors": "ondemand userspace powersave conservative performance ",
+        "scaling_governor": governor, "scaling_min_freq": min(available_khz),
+        "scaling_max_freq": top if limit_khz is None else limit_khz,
+        "scaling_cur_freq": top if cur_khz is None else cur_khz,
+    }
+    for name, value in files.items():
+        (d / name).write_text("%s\n" % value)
+    return d
+
+
+def devfreq_dir(root: Path, node: str, available_hz: Tuple[int, ...], governor: str = "simple_ondemand") -> Path:
+    d = root / "class/devfreq" / node
+    d.mkdir(parents=True, exist_ok=True)
+    files = {"available_frequencies": " ".join(map(str, sorted(available_hz))) + " ",
+             "available_governors": "simple_ondemand performance powersave userspace ", "governor": governor,
+             "min_freq": min(available_hz), "max_freq": max(available_hz), "cur_freq": min(available_hz)}
+    for name, value in files.items():
+        (d / name).write_text("%s\n" % value)
+    return d
+
+
+def thermal_zone_dir(root: Path, index: int, milli_c: int, kind: str = "cpu-thermal") -> Path:
+    d = root / "class/thermal" / ("thermal_zone%d" % index)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "type").write_text(kind + "\n")
+    (d / "temp").write_text("%d\n" % milli_c)
+    return d
+
+
+def cap(policy_dir: Path, khz: int, limit: bool = True) -> None:
+    """A thermal cap as a kernel shows it: the current frequency at ``khz`` and (``limit``) the policy's
+    limit lowered to it; with ``limit=False`` only the frequency drops (a cap the limit does not show)."""
+    (policy_dir / "scaling_cur_freq").write_text("%d\n" % khz)
+    if limit:
+        (policy_dir / "scaling_max_freq").write_text("%d\n" % khz)
