@@ -90,14 +90,22 @@ def regress_cmd(
     baseline: str = typer.Option("last-good", "--baseline", help="Run id, or last-good."),
     store: Path = STORE,
     junit: Optional[Path] = typer.Option(None, "--junit", help="Write JUnit XML (one testcase per series)."),
-    min_effect: float = typer.Option(0.03, "--min-effect", help="Smallest relative change of the median that counts."),
-    alpha: float = typer.Option(0.01, "--alpha", help="Significance level of the Mann-Whitney U test."),
+    min_effect: float = typer.Option(0.03, "--min-effect", min=0.0,
+                                     help="Smallest relative change of a series' mean per-job throughput "
+                                          "(or median latency) that counts."),
+    alpha: float = typer.Option(0.05, "--alpha", min=0.0, max=1.0,
+                                help="Significance level of the permutation test on the jobs."),
+    min_repeats: int = typer.Option(3, "--min-repeats", min=1,
+                                    help="Fewer valid jobs on a side: 'not enough repeats'."),
+    baseline_runs: int = typer.Option(5, "--baseline-runs", min=1,
+                                      help="Pool the jobs of the baseline and up to N-1 earlier good runs."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
 ) -> None:
-    """Compare per-inference latencies of RUN with a baseline; exit 1 when a series regressed."""
+    """Compare the jobs (repeats) of RUN with those of its baseline runs; exit 1 when a series regressed."""
     from dataclasses import asdict
 
     from orchestrator.analysis.regress import (
+        RegressSettings,
         last_good,
         regress,
         save_verdicts,
@@ -105,28 +113,27 @@ def regress_cmd(
     )
     from orchestrator.results.store import Store
 
+    settings = RegressSettings(alpha=alpha, min_effect=min_effect, min_repeats=min_repeats,
+                               baseline_runs=baseline_runs)
     st = Store(store)
     run = st.open_run(run_id)
     base_id = last_good(st, run.run_id) if baseline == "last-good" else baseline
     base = st.open_run(base_id)
-    verdicts = regress(st, run, base, min_effect=min_effect, alpha=alpha)
-    save_verdicts(run, base.run_id, verdicts, min_effect)
+    verdicts = regress(st, run, base, **asdict(settings))
+    save_verdicts(run, base.run_id, verdicts, settings)
     if junit:
         write_junit(junit, run.run_id, base.run_id, verdicts)
     if as_json:
-        out.print_json(json.dumps({"run_id": run.run_id, "baseline": base.run_id,
+        out.print_json(json.dumps({"run_id": run.run_id, "baseline": base.run_id, "settings": asdict(settings),
                                    "series": [asdict(v) for v in verdicts]}, default=str))
-    else:
-        table = Table(title=f"{run.run_id} vs {base.run_id}")
-        for col in ("series", "verdict", "median ms", "baseline ms", "ratio", "p", "reason", "change point"):
-            table.add_column(col)
+    else:  # one line per series: readable in a nightly's log at any width, and grep-able
+        out.print(f"{run.run_id} vs {base.run_id} (min effect {min_effect * 100:g} %, alpha {alpha:g}, "
+                  f"at least {min_repeats} repeats, baseline runs up to {baseline_runs})",
+                  markup=False, highlight=False)
         for v in verdicts:
             cp = v.change_point
-            table.add_row(v.name, v.verdict, f"{v.median_ms:.3f}" if v.median_ms else "–",
-                          f"{v.baseline_median_ms:.3f}" if v.baseline_median_ms else "–",
-                          f"{v.ratio:.3f}" if v.ratio else "–", f"{v.p_value:.2g}" if v.p_value is not None else "–",
-                          v.reason, f"{cp['run_id']} ({cp['shift'] * 100:+.1f} %)" if cp else "")
-        out.print(table)
+            where = f" [change point at {cp['run_id']}: {cp['shift'] * 100:+.1f} %]" if cp else ""
+            out.print(f"{v.verdict:<18} {v.name}: {v.reason}{where}", markup=False, highlight=False)
     if any(v.verdict == "regressed" for v in verdicts):
         raise typer.Exit(1)
 

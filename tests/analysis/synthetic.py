@@ -74,3 +74,40 @@ def constant_power(t0_s: float, t1_s: float, watts: float, source: str = "meter"
                    step_s: float = 0.01) -> pd.DataFrame:
     t = np.arange(t0_s, t1_s + step_s / 2, step_s)
     return pd.DataFrame({"source": source, "rail": rail, "t_mono_s": t, "power_w": np.full(t.size, watts)})
+
+
+# -- nightly runs with run-to-run noise (regression verdicts) --------------------
+
+def noisy_jobs(rng: np.random.Generator, *, repeats: int = 3, run_sd: float = 0.0075, job_sd: float = 0.005,
+               factor: float = 1.0, throughput: float = 100.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-job throughput (images/s) and median latency (ms) of one run of one series.
+
+    Runs differ as a whole (thermal state, background load): one speed offset per run (``run_sd``), then
+    each job its own (``job_sd``); ``factor`` < 1 is a slowdown. The median latency follows the speed,
+    with a little noise of its own.
+    """
+    speed = factor * (1 + rng.normal(0.0, run_sd)) * (1 + rng.normal(0.0, job_sd, repeats))
+    latency = 1000.0 / (throughput * speed) * (1 + rng.normal(0.0, 0.002, repeats))
+    return throughput * speed, latency
+
+
+LITTLE = {"component": "little", "component_class": "little", "cpus": [0], "threads": 1}
+
+
+def noisy_run(store: Store, run_id: str, rng: np.random.Generator, *, series: list[dict[str, Any]] | None = None,
+              factors: list[float] | None = None, inferences: int = 0, **noise: Any) -> RunDir:
+    """A run with :func:`noisy_jobs` figures for each of ``series`` (``result_row`` overrides; one default
+    series when None), slowed by ``factors`` (one per series; 1.0 when None); ``inferences`` > 0 also writes
+    that many per-inference latencies per job (2 % spread around the job's median). Job ids: ``s<series>-r<repeat>``."""
+    rows, lat = [], {}
+    series = series or [{}]
+    for s_index, over in enumerate(series):
+        factor = factors[s_index] if factors else 1.0
+        tp, p50 = noisy_jobs(rng, factor=factor, **noise)
+        for j in range(tp.size):
+            jid = f"s{s_index}-r{j + 1}"
+            rows.append(result_row(run_id, jid, repeat=j + 1, throughput_ips=float(tp[j]),
+                                   latency_p50_ms=float(p50[j]), latency_mean_ms=float(p50[j]), **over))
+            if inferences:
+                lat[jid] = p50[j] * (1 + 0.02 * rng.standard_normal(inferences))
+    return make_run(store, run_id, rows, latencies=lat or None)

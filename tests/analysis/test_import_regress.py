@@ -1,4 +1,7 @@
-"""Import of external figures; regression verdicts on planted and equal samples; bad input."""
+"""Import of external figures; regression verdicts of stored nightly runs (store, CLI, JUnit); bad input.
+
+The statistics of the verdicts on many synthetic runs: test_regress_stats.py.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +17,13 @@ import pytest
 from orchestrator.analysis.import_csv import import_csv
 from orchestrator.analysis.regress import (
     change_point,
-    compare_samples,
     last_good,
     regress,
     save_verdicts,
 )
 from orchestrator.errors import ConfigError, StoreError
 from orchestrator.results.store import Store
-from tests.analysis.synthetic import make_run, result_row
+from tests.analysis.synthetic import LITTLE, make_run, noisy_run, result_row
 from tests.conftest import REPO
 
 GOOD = """soc,board,component,model,dtype,throughput,power_w,component_class
@@ -85,100 +87,115 @@ def test_import_cli_exit_codes(tmp_path):
     assert "Imported run" in html and "21.5" in html
 
 
-# -- statistics ----------------------------------------------------------------
+# -- regression verdicts of stored runs ------------------------------------------
 
-def _samples(median: float, n: int = 400, seed: int = 0) -> np.ndarray:
+RUNS = [f"r{i}" for i in range(1, 9)]
+
+
+def _nightlies(store: Store, count: int, seed: int = 0, **kw) -> list:
+    """``count`` nightly runs r1.. of two series (big, little), 3 repeats each, run-to-run noise only."""
     rng = np.random.default_rng(seed)
-    return median * (1 + 0.02 * rng.standard_normal(n))
-
-
-def test_planted_regression_is_found():
-    v = compare_samples(_samples(10.5, seed=1), _samples(10.0, seed=2))
-    assert v["verdict"] == "regressed"
-    assert v["ratio"] == pytest.approx(1.05, abs=0.01)
-    assert v["ci_low"] > 1.03 and v["p_value"] < 1e-6
-
-
-def test_planted_improvement_is_found():
-    assert compare_samples(_samples(9.5, seed=1), _samples(10.0, seed=2))["verdict"] == "improved"
-
-
-def test_equal_samples_are_unchanged():
-    v = compare_samples(_samples(10.0, seed=1), _samples(10.0, seed=2))
-    assert v["verdict"] == "unchanged" and v["ratio"] == pytest.approx(1.0, abs=0.01)
-
-
-def test_significant_but_small_shift_is_unchanged():
-    v = compare_samples(_samples(10.1, n=5000, seed=1), _samples(10.0, n=5000, seed=2), min_effect=0.03)
-    assert v["p_value"] < 0.01 and v["verdict"] == "unchanged"
+    return [noisy_run(store, rid, rng, series=[{}, LITTLE], **kw) for rid in RUNS[:count]]
 
 
 def test_change_point():
     cp = change_point([10.0, 10.1, 9.9, 10.0, 11.0, 11.1, 10.9])
     assert cp["index"] == 4 and cp["shift"] == pytest.approx(0.1, abs=0.01)
+    assert cp["before"] == pytest.approx(10.0) and cp["after"] == pytest.approx(11.0)
     assert change_point([10.0, 10.1, 9.9, 10.0]) is None
-
-
-def _nightly(store: Store, run_id: str, median: float, seed: int, runtime: str = "2.3.0", verdict: str = "VALID"):
-    rows = [result_row(run_id, "j1", runtime_version=runtime, verdict=verdict),
-            result_row(run_id, "j2", component="little", component_class="little", runtime_version=runtime)]
-    return make_run(store, run_id, rows, latencies={"j1": _samples(median, seed=seed),
-                                                     "j2": _samples(5.0, seed=seed + 100)})
 
 
 def test_regress_runs_junit_and_last_good(tmp_path):
     store = Store(tmp_path / "runs")
-    _nightly(store, "r1", 10.0, 1)
-    _nightly(store, "r2", 10.0, 2)
-    r3 = _nightly(store, "r3", 10.5, 3)
-    assert last_good(store, "r3") == "r2"
-    verdicts = {v.component: v for v in regress(store, r3, store.open_run("r2"))}
-    assert verdicts["big"].verdict == "regressed" and verdicts["little"].verdict == "unchanged"
-    save_verdicts(r3, "r2", list(verdicts.values()), 0.03)
-    _nightly(store, "r4", 10.5, 4)
-    assert last_good(store, "r4") == "r2"  # r3 recorded a regression
+    _nightlies(store, 5)
+    rng = np.random.default_rng(6)
+    r6 = noisy_run(store, "r6", rng, series=[{}, LITTLE], factors=[0.95, 1.0])  # big 5 % slower
+    assert last_good(store, "r6") == "r5"
+    verdicts = {v.key["component"]: v for v in regress(store, r6, store.open_run("r5"))}
+    big, little = verdicts["big"], verdicts["little"]
+    assert big.verdict == "regressed" and little.verdict == "unchanged"
+    # the baseline: r5 and the four good runs before it; the verdict says what it rests on
+    assert big.baseline_runs == ["r5", "r4", "r3", "r2", "r1"]
+    assert (big.n, big.n_baseline) == (3, 15) and "3 vs 15 jobs (5 baseline runs)" in big.reason
+    assert big.throughput_ratio == pytest.approx(0.95, abs=0.02) and big.throughput_p < 0.05
+    assert big.latency_ratio == pytest.approx(1 / 0.95, abs=0.02)
+    assert big.name == "b1/big/Tiny CNN/float32" and big.key["cpus_key"] == "4,5"
+    save_verdicts(r6, "r5", list(verdicts.values()))
+    noisy_run(store, "r7", rng, series=[{}, LITTLE], factors=[0.95, 1.0])
+    assert last_good(store, "r7") == "r5"  # r6 recorded a regression
+    # one baseline run: 3 vs 3 jobs cannot reach p < 0.05, whatever the figures
+    one = {v.key["component"]: v for v in regress(store, r6, store.open_run("r5"), baseline_runs=1)}
+    assert one["big"].verdict == "not enough repeats" and "smallest p 0.05" in one["big"].reason
 
-    # CLI: exit 1, JUnit with a failure for the regressed series
+    # CLI: exit 1, JUnit with a failure for the regressed series, the counts in the table
     junit = tmp_path / "j.xml"
-    proc = cli("regress", "r4", "--baseline", "r1", "--store", str(store.root), "--junit", str(junit), cwd=tmp_path)
+    proc = cli("regress", "r7", "--store", str(store.root), "--junit", str(junit), cwd=tmp_path)
     assert proc.returncode == 1, proc.stderr + proc.stdout
+    assert "3 vs 15" in proc.stdout and "regressed" in proc.stdout
     suite = ET.parse(junit).getroot()
     assert suite.get("tests") == "2" and suite.get("failures") == "1"
-    failed = [tc.get("classname") for tc in suite if tc.find("failure") is not None]
-    assert failed == ["b1.big"]
-    data = json.loads((store.root / "r4" / "regress.json").read_text())
-    assert data["baseline"] == "r1" and data["regressed"] == 1
-    # history: the change point between r2 and r3 is reported
-    big = next(s for s in data["series"] if s["component"] == "big")
-    assert big["change_point"]["run_id"] == "r3"
+    failed = [(tc.get("classname"), tc.get("name")) for tc in suite if tc.find("failure") is not None]
+    assert failed == [("b1.big", "Tiny CNN-float32")]
+    assert "3 vs 15 jobs" in suite.find("testcase/failure").get("message")
+    data = json.loads((store.root / "r7" / "regress.json").read_text())
+    assert data["baseline"] == "r5" and data["regressed"] == 1
+    assert data["settings"] == {"alpha": 0.05, "min_effect": 0.03, "min_repeats": 3, "baseline_runs": 5}
+    # history of per-run figures: the change point at r6, where big became 5 % slower
+    big = next(s for s in data["series"] if s["key"]["component"] == "big")
+    assert big["change_point"]["run_id"] == "r6" and big["change_point"]["metric"] == "throughput_ips"
+    assert big["change_point"]["shift"] == pytest.approx(-0.05, abs=0.015)
+    assert big["baseline_runs"] == ["r5", "r4", "r3", "r2", "r1"]
 
 
-def test_not_comparable(tmp_path):
+def test_version_change_is_compared_and_named(tmp_path):
     store = Store(tmp_path / "runs")
-    _nightly(store, "r1", 10.0, 1)
-    r2 = _nightly(store, "r2", 10.0, 2, runtime="2.4.0")
-    assert {v.verdict for v in regress(store, r2, store.open_run("r1"))} == {"not comparable"}
-    r3 = make_run(store, "r3", [result_row("r3", "j1", verdict="INVALID")], latencies={"j1": _samples(10.0)})
-    vs = {v.component: v for v in regress(store, r3, store.open_run("r1"))}
-    assert vs["big"].verdict == "not comparable" and "no valid job" in vs["big"].reason
-    assert vs["little"].verdict == "not comparable" and "missing" in vs["little"].reason
-    proc = cli("regress", "r3", "--baseline", "r1", "--store", str(store.root), cwd=tmp_path)
+    _nightlies(store, 5)
+    rng = np.random.default_rng(9)
+    upgrade = {"runtime_version": "2.4.0"}
+    r6 = noisy_run(store, "r6", rng, series=[upgrade, {**LITTLE, **upgrade}], factors=[0.95, 1.0])
+    vs = {v.key["component"]: v for v in regress(store, r6, store.open_run("r5"))}
+    assert vs["big"].verdict == "regressed" and "runtime 2.3.0 -> 2.4.0" in vs["big"].reason
+    assert vs["little"].verdict == "unchanged" and vs["little"].version_change == "runtime 2.3.0 -> 2.4.0"
+    assert vs["big"].name == "b1/big/Tiny CNN/float32"  # names stay the same across the upgrade
+    # the baseline pools only runs with the baseline run's versions
+    r7 = noisy_run(store, "r7", rng, series=[upgrade, {**LITTLE, **upgrade}])
+    vs = {v.key["component"]: v for v in regress(store, r7, r6)}
+    assert vs["little"].baseline_runs == ["r6"] and vs["little"].verdict == "not enough repeats"
+    assert vs["little"].version_change is None
+
+
+def test_not_comparable_and_not_enough_repeats(tmp_path):
+    store = Store(tmp_path / "runs")
+    _nightlies(store, 3)
+    invalid = make_run(store, "r4", [result_row("r4", f"j{i}", verdict="INVALID") for i in range(3)])
+    vs = {v.key["component"]: v for v in regress(store, invalid, store.open_run("r3"))}
+    assert vs["big"].verdict == "not comparable" and "no valid job in this run" in vs["big"].reason
+    assert vs["little"].verdict == "not comparable" and "missing in this run" in vs["little"].reason
+    two = make_run(store, "r5", [result_row("r5", f"j{i}", throughput_ips=100.0) for i in range(2)])
+    v = next(v for v in regress(store, two, store.open_run("r3")) if v.key["component"] == "big")
+    assert v.verdict == "not enough repeats" and v.reason.startswith("2 vs 9 jobs (3 baseline runs)")
+    assert (v.n, v.n_baseline) == (2, 9)
+    proc = cli("regress", "r4", "--baseline", "r3", "--store", str(store.root), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    imported = tmp_path / "i.csv"
+    imported.write_text(GOOD)
+    import_csv(store, imported, run_id="r8")  # imported figures are never last-good
+    noisy_run(store, "r9", np.random.default_rng(3), series=[{}, LITTLE])
+    assert last_good(store, "r9") == "r5"
 
 
 def test_bad_run_ids_and_corrupt_files(tmp_path):
     store = Store(tmp_path / "runs")
-    _nightly(store, "r1", 10.0, 1)
-    (store.root / "r1" / "latencies" / "j1.parquet").write_bytes(b"PAR1 not really")
-    before = snapshot(store.root)
+    _nightlies(store, 1)
+    (store.root / "r1" / "results" / "s0-r1.parquet").write_bytes(b"PAR1 not really")
     proc = cli("regress", "nope", "--baseline", "r1", "--store", str(store.root), cwd=tmp_path)
     assert proc.returncode == 2 and "no run 'nope'" in proc.stderr
     proc = cli("regress", "r1", "--baseline", "last-good", "--store", str(store.root), cwd=tmp_path)
     assert proc.returncode == 2 and "no earlier run" in proc.stderr
-    _nightly(store, "r2", 10.0, 2)
+    noisy_run(store, "r2", np.random.default_rng(2))
     before = snapshot(store.root)
     proc = cli("regress", "r2", "--baseline", "r1", "--store", str(store.root), cwd=tmp_path)
-    assert proc.returncode == 2 and "j1.parquet: corrupt Parquet file" in proc.stderr
+    assert proc.returncode == 2 and "s0-r1.parquet: corrupt Parquet file" in proc.stderr
     assert snapshot(store.root) == before
     with pytest.raises(StoreError):
         regress(store, store.open_run("r2"), store.open_run("r1"))
