@@ -111,15 +111,17 @@ def _judge_regressions(store, run, baseline: str, junit: Optional[Path]) -> dict
     """The nightly verdicts of ``run`` against ``baseline`` (saved with the run, optionally as JUnit)."""
     from collections import Counter
 
-    from orchestrator.analysis.regress import last_good, regress, save_verdicts, write_junit
+    from orchestrator.analysis.regress import RegressSettings, last_good, regress, save_verdicts, write_junit
     from orchestrator.errors import StoreError
 
     try:
         base_id = last_good(store, run.run_id) if baseline == "last-good" else baseline
     except StoreError as exc:  # the first nightly run has nothing to be compared with
         return {"baseline": None, "counts": {}, "note": str(exc)}
-    verdicts = regress(store, run, store.open_run(base_id))
-    save_verdicts(run, base_id, verdicts, 0.03)
+    settings = RegressSettings()  # the defaults, recorded with the verdicts they gave
+    verdicts = regress(store, run, store.open_run(base_id), alpha=settings.alpha, min_effect=settings.min_effect,
+                       min_repeats=settings.min_repeats, baseline_runs=settings.baseline_runs)
+    save_verdicts(run, base_id, verdicts, settings)
     if junit:
         write_junit(junit, run.run_id, base_id, verdicts)
     return {"baseline": base_id, "counts": dict(Counter(v.verdict for v in verdicts))}

@@ -19,13 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from orchestrator.analysis.regress import RegressSettings
 from orchestrator.analysis.series import keyed
 
 __all__ = ["Advice", "advise", "HOT_START_C", "HOT_MAX_C", "MIN_REPEATS"]
 
 HOT_START_C = 60.0  # a window that starts above this was not measured on a cool board
 HOT_MAX_C = 80.0  # near the trip points of both SoCs' first thermal stage
-MIN_REPEATS = 3  # the regression check's default minimum (orchestrator.analysis.regress)
+MIN_REPEATS = RegressSettings.min_repeats  # fewer and a regression check says "not enough repeats"
 
 
 @dataclass(frozen=True)
