@@ -78,6 +78,7 @@ class Job:
     members: tuple[Member, ...] = ()
     frequency: str | None = None  # "max" or kHz as text; None leaves the board's settings alone
     input_shape: tuple[int, ...] | None = None  # from the zoo manifest: the agent checks the model against it
+    thermal_zones: tuple[str, ...] = ()  # the board's SoC's zones (inventory), sampled in the window
 
     @property
     def is_coexec(self) -> bool:
@@ -95,21 +96,32 @@ class Job:
             "output_dir": output_dir,
             "progress_interval_s": 0.5,
         }
-        if self.frequency is not None:
-            # every member with a frequency domain; an external component has none the board controls
-            setting = {"governor": "performance"} if self.frequency == "max" else {"pin_khz": int(self.frequency)}
-            platform: dict[str, dict[str, Any]] = {}
-            for m in self.members:
-                if m.frequency_domain is not None:
-                    group, domain = m.frequency_domain
-                    platform.setdefault(group, {})[domain] = dict(setting)
-            if platform:
-                spec["platform"] = platform
+        platform = self.platform_spec()
+        if platform:
+            spec["platform"] = platform
         if self.is_coexec:
             spec["components"] = [m.spec() for m in self.members]
         else:
             spec["component"] = self.members[0].spec()
         return spec
+
+    def platform_spec(self) -> dict[str, Any]:
+        """The agent's ``platform`` block: every member's frequency domain (an external component has none the
+        board controls) held at the requested setting, or without one watched, so that a cap during the window
+        makes the job INVALID (a cpu member's policy is ``loaded``: its cluster is busy); and the SoC's thermal
+        zones, sampled in the window. Empty when there is nothing to hold or watch."""
+        held = None
+        if self.frequency is not None:
+            held = {"governor": "performance"} if self.frequency == "max" else {"pin_khz": int(self.frequency)}
+        platform: dict[str, Any] = {}
+        for m in self.members:
+            if m.frequency_domain is not None:
+                group, domain = m.frequency_domain
+                watch = {"watch": True, **({"loaded": True} if m.kind == "cpu" else {})}
+                platform.setdefault(group, {})[domain] = dict(held) if held is not None else watch
+        if self.thermal_zones:
+            platform["thermal_zones"] = list(self.thermal_zones)
+        return platform
 
     def describe(self) -> str:
         return f"{self.board}/{self.component} {self.model_display} {self.dtype} #{self.repeat}"

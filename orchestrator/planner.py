@@ -151,6 +151,7 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
                                     members=tuple(Member.of(c) for c in members),
                                     frequency=freq,
                                     input_shape=tuple(entry.input_shape),
+                                    thermal_zones=tuple(board.thermal.zones) if board.thermal else (),
                                 )
                             )
                             if _kept(job, board, exp):

@@ -6,9 +6,10 @@ prints, so group_vars / host_vars precedence is Ansible's own.
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from orchestrator.config.experiment import NAME_PATTERN
 
@@ -127,6 +128,34 @@ class PowerSensorsSpec(Strict):
                                                "every figure from them is labelled simulated")
 
 
+class ThermalSpec(Strict):
+    """The SoC's thermal zones: sampled in every job's window, and read before every job to cool down.
+
+    ``cooldown_c``: before each job the board waits until every zone reads below it (polling about once a
+    second); still above after ``cooldown_timeout_s``, the board's remaining jobs fail (``CooldownTimeout``).
+    Pick it above the board's idle temperature and well below its first trip point (the default 55 °C
+    suits an XU3 with its fan, ~45-50 °C idle, trips from 85 °C, and a HiKey 970 with a heatsink and fan).
+    ``null`` measures without waiting: results may then depend on the order of the jobs."""
+
+    zones: list[str] = Field(min_length=1, description="thermal_zoneN names under class/thermal/")
+    cooldown_c: PositiveFloat | None = Field(55.0, description="wait before each job until every zone is below "
+                                                               "this (°C); null: no wait")
+    cooldown_timeout_s: PositiveFloat = Field(300.0, description="longest wait; then the board's jobs fail")
+    simulated: bool = Field(False, description="the zones are simulated (a virtual board's model): every "
+                                               "temperature from them is labelled simulated")
+
+    @field_validator("zones")
+    @classmethod
+    def _zone_names(cls, zones: list[str]) -> list[str]:
+        bad = [z for z in zones if not re.fullmatch(r"thermal_zone[0-9]+", z)]
+        if bad:
+            raise ValueError(f"not a thermal_zoneN name: {', '.join(map(repr, bad))}")
+        dupes = sorted({z for z in zones if zones.count(z) > 1})
+        if dupes:
+            raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return zones
+
+
 class GpuSpec(Strict):
     devfreq: str = Field(description="devfreq node name under class/devfreq/")
     name: str | None = None
@@ -153,6 +182,8 @@ class Board(Strict):
     components: list[Component] = Field(min_length=1)
     gpu: GpuSpec | None = None
     power_sensors: PowerSensorsSpec | None = None
+    thermal: ThermalSpec | None = Field(None, description="thermal zones and cool-down; none: no temperature "
+                                                          "recorded, no cool-down")
     meter: MeterSpec | None = None
     ssh: SshSpec = SshSpec()
 

@@ -134,6 +134,7 @@ _INVENTORY_VARS = {
     "sysfs_root": "socfarm_sysfs_root",
     "gpu": "socfarm_gpu",
     "power_sensors": "socfarm_power_sensors",
+    "thermal": "socfarm_thermal",
 }
 
 
@@ -160,6 +161,7 @@ def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
             "components": hv.get("socfarm_components"),
             "gpu": hv.get("socfarm_gpu"),
             "power_sensors": hv.get("socfarm_power_sensors"),
+            "thermal": hv.get("socfarm_thermal"),
             "meter": hv.get("socfarm_meter"),
             "ssh": {k: v for k, v in ssh.items() if v is not None},
         }

@@ -23,6 +23,7 @@ from orchestrator.virtual.farm import VirtualBoard, VirtualFarm
 GROUPS = ("odroid_xu3", "hikey970")  # inventory group = our SoC name
 METER_DEFAULTS = {"kind": "b2900", "resource": None, "measures": "board_supply", "voltage_v": 12.0,
                   "current_limit_a": 3.0, "aperture_s": 0.00008, "interval_s": 0.0001}  # 10 kHz
+COOLDOWN_C = 55.0  # the real boards' default (inventory/group_vars); a virtual board idles at ~40 °C
 _PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./@+-]*( [A-Za-z0-9_./@+-]+)*$")  # safe in flow and block context
 _NUMBERLIKE = re.compile(r"^[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?$")
 _BASED_INT = re.compile(r"^[-+]?0[xXoObB]")
@@ -61,6 +62,15 @@ def _sensor_lines(b: VirtualBoard, indent: str) -> list[str]:
             f"{indent}  kind: {b.layout.sensor_kind}",
             f"{indent}  simulated: true  # the board simulator's model, not a chip",
             f"{indent}  rails: {{{rails}}}"]
+
+
+def _thermal_lines(b: VirtualBoard, indent: str) -> list[str]:
+    """The zones the board simulator heats (its model, not sensors), and the cool-down of a real board."""
+    zones = ", ".join(z.path.rsplit("/", 1)[-1] for z in b.layout.thermal_zones)
+    return [f"{indent}socfarm_thermal:",
+            f"{indent}  zones: [{zones}]",
+            f"{indent}  cooldown_c: {_s(COOLDOWN_C)}",
+            f"{indent}  simulated: true  # the board simulator's model, not a sensor"]
 
 
 def _meters(farm: VirtualFarm, meters: list[dict]) -> dict[str, dict]:
@@ -114,6 +124,7 @@ def render_inventory(farm: VirtualFarm, *, meter: dict | None = None, meters: Se
                      f"cpufreq_policy: {c.policy}}}")
             lines.append(f"{entry:<80}# real farm: cpus [{','.join(map(str, c.cpus))}]")
         lines.append(f"        socfarm_gpu: {_flow({'devfreq': layout.devfreq.name, 'name': layout.devfreq.gpu})}")
+        lines += _thermal_lines(first, "        ")
         if len(variants) == 1:
             lines += _sensor_lines(first, "        ")
         lines.append("      hosts:")
