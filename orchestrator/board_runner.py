@@ -1,11 +1,13 @@
 """One board's share of a sweep: its jobs one after another, each measured and stored.
 
-Per job: journal ``started``, estimate the board's clock offset, start the
-board's meter, run the agent through the board's transport, estimate the
-offset again, read the meter until it covers the window's end, fetch and
-verify the trace (and the agent's own power samples), compute the power
-figures from the samples to be stored (``orchestrator.board_power``), then
-write the job's Parquet rows and journal ``done``. Anything that fails is
+Per job: wait until the SoC's thermal zones read below the board's
+``cooldown_c`` (``orchestrator.cooldown``), journal ``started``, estimate the
+board's clock offset, start the board's meter, run the agent through the
+board's transport, estimate the offset again, read the meter until it covers
+the window's end, fetch and verify the trace (and the agent's own power
+samples), compute the power figures from the samples to be stored
+(``orchestrator.board_power``), then write the job's Parquet rows and
+journal ``done``. Anything that fails is
 journalled ``failed`` with its error class. Before the first job and after the
 last, the board's idle power is measured (after a settle period).
 """
@@ -32,7 +34,8 @@ from orchestrator.board_power import (
     sensor_idle_rows,
 )
 from orchestrator.checksum import sha256_file
-from orchestrator.config.inventory import Board
+from orchestrator.config.inventory import Board, ThermalSpec
+from orchestrator.cooldown import Cooldown, cool_down
 from orchestrator.errors import AgentError, SocfarmError
 from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.isolated import IsolatedBaselines
@@ -91,6 +94,8 @@ def result_row(
     git_rev: str,
     clock: JobClock,
     power: dict[str, Any],
+    thermal: ThermalSpec | None = None,
+    cooldown: Cooldown | None = None,
 ) -> dict[str, Any]:
     summary = outcome.summary or {}
     started = outcome.started or {}
@@ -140,6 +145,7 @@ def result_row(
         "reasons": list(summary.get("reasons", [])),
         "trace_sha256": (summary.get("trace") or {}).get("sha256"),
         **_frequency_columns(job, summary),
+        **_thermal_columns(summary, thermal, cooldown),
         "coexec_members": [m.name for m in job.members] if job.is_coexec else [],
         "coexec_share_pct": [float((summary.get("components") or {}).get(m.name, {}).get("share_pct", 0.0))
                              for m in job.members] if job.is_coexec else [],
@@ -172,6 +178,21 @@ def _frequency_columns(job: Job, summary: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _thermal_columns(summary: dict[str, Any], thermal: ThermalSpec | None,
+                     cooldown: Cooldown | None) -> dict[str, Any]:
+    """The hottest of the SoC's zones at the window's start and over the window, the cool-down before the job."""
+    zones = ((summary.get("platform") or {}).get("thermal") or {}).values()
+    maxes = [z["max_mdegc"] for z in zones if z.get("max_mdegc") is not None]
+    starts = [z["start_mdegc"] for z in zones if z.get("start_mdegc") is not None]
+    said = bool(maxes) or cooldown is not None
+    return {
+        "temp_start_c": max(starts) / 1000 if starts else None,
+        "temp_max_c": max(maxes) / 1000 if maxes else None,
+        "cooldown_wait_s": cooldown.waited_s if cooldown is not None else None,
+        "temp_simulated": (thermal is not None and thermal.simulated) if said else None,
+    }
+
+
 class BoardRunner:
     def __init__(
         self,
@@ -200,6 +221,7 @@ class BoardRunner:
         self.git_rev = git_rev
         self.progress = progress
         self.stop = stop
+        self._cooldown: Cooldown | None = None  # before the current job
 
     def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
         """The board's jobs one at a time; transient failures are retried, a failing board quarantined."""
@@ -217,6 +239,10 @@ class BoardRunner:
                     if self.membw_mb > 0:
                         self._measure_membw(transport, pending)
                     while pending and not self.stop.is_set():
+                        self._cooldown = cool_down(self.board, transport, self.stop, self.progress.note,
+                                                   self.run.journal)
+                        if self.stop.is_set():
+                            break
                         if self.lock_lost.is_set():  # another sweep may take the board: measure no more
                             raise SocfarmError(f"{self.board.name}: lost the lock on the board (its session "
                                                "ended); the remaining jobs were not run")
@@ -443,7 +469,8 @@ class BoardRunner:
 
         latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
                                  run.run_id, job.job_id)
-        row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power())
+        row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power(), self.board.thermal,
+                         self._cooldown)
         power = self._power(job, summary, transport, local_dir, meter, capture, clock, row)
 
         if len(power):

@@ -4,6 +4,7 @@ frequency governors writable."""
 from __future__ import annotations
 
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orchestrator.config.inventory import Board
@@ -20,12 +21,32 @@ class HealthLimits:
     max_idle_temp_c: float = 80.0
 
 
+def zone_temps_command(board: Board, zones: Sequence[str] | None = None) -> str:
+    """Shell: one line ``temp <zone> <millidegrees>`` per readable zone of ``zones`` (every zone of the board
+    when None). Used by the health check and before every job (cool-down)."""
+    thermal = board.sysfs_root.rstrip("/") + "/class/thermal"
+    if zones is None:
+        paths = shlex.quote(thermal) + "/thermal_zone*/temp"
+    else:
+        paths = " ".join(shlex.quote(f"{thermal}/{z}/temp") for z in zones)
+    return (f"for p in {paths}; do [ -r \"$p\" ] && z=\"${{p%/temp}}\" && echo \"temp ${{z##*/}} $(cat \"$p\")\"; "
+            "done; true")
+
+
+def zone_temps_c(output: str) -> dict[str, float]:
+    """Zone -> °C from the ``temp`` lines of ``zone_temps_command`` (lines without a number are skipped)."""
+    temps = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "temp" and parts[2].lstrip("-").isdigit():
+            temps[parts[1]] = int(parts[2]) / 1000
+    return temps
+
+
 def health_command(board: Board, agent_dir: str | None = None) -> str:
     work = shlex.quote(board.work_dir)
     sysfs = board.sysfs_root.rstrip("/")
-    thermal = shlex.quote(sysfs + "/class/thermal")
-    parts = [f"df -Pk {work} | tail -n 1",
-             f"for z in {thermal}/thermal_zone*/temp; do [ -r \"$z\" ] && echo \"temp $(cat \"$z\")\"; done"]
+    parts = [f"df -Pk {work} | tail -n 1", zone_temps_command(board)]
     if agent_dir:
         init = shlex.quote(f"{agent_dir}/device_agent/__init__.py")
         parts.append(f"[ -f {init} ] || echo 'missing agent'")
@@ -48,10 +69,10 @@ def judge_health(board: Board, output: str, limits: HealthLimits = HealthLimits(
         problems.append(f"cannot read free space of {board.work_dir}")
     elif int(df[3]) / 1024 < limits.min_free_mb:
         problems.append(f"only {int(df[3]) / 1024:.0f} MB free in {board.work_dir} (< {limits.min_free_mb:.0f} MB)")
-    temps = [int(parts[1]) / 1000 for parts in lines if len(parts) == 2 and parts[0] == "temp" and
-             parts[1].lstrip("-").isdigit()]
-    if temps and max(temps) > limits.max_idle_temp_c:
-        problems.append(f"idle temperature {max(temps):.1f} °C > {limits.max_idle_temp_c:.0f} °C")
+    temps = zone_temps_c(output)
+    hottest = max(temps, key=temps.__getitem__) if temps else None
+    if hottest is not None and temps[hottest] > limits.max_idle_temp_c:
+        problems.append(f"idle temperature {temps[hottest]:.1f} °C ({hottest}) > {limits.max_idle_temp_c:.0f} °C")
     if ["missing", "agent"] in lines:
         problems.append("the device agent is not on the board (run `orchestrator provision`, "
                         "or the sweep with --reprovision)")

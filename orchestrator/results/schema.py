@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 2  # 2: per-job clock estimates, energy definitions, meter rate, simulated power
+# 2: per-job clock estimates, energy definitions, meter rate, simulated power
+# 3: thermal state per job (temp_start_c, temp_max_c, cooldown_wait_s, temp_simulated); freq_below_s also
+#    counts the time a domain nobody pinned was throttled
+SCHEMA_VERSION = 3
 
 # One row per finished job: the measurement summary plus its provenance.
 RESULTS = pa.schema(
@@ -53,10 +56,21 @@ RESULTS = pa.schema(
         ("verdict", pa.string()),
         ("reasons", pa.list_(pa.string())),
         ("trace_sha256", pa.string()),
-        # frequency: requested setting ("max", kHz, or null = untouched) and what the agent sampled
+        # frequency: requested setting ("max", kHz, or null = untouched: then watched) and what the agent
+        # sampled over the job's clusters: the lowest frequency, and the longest time a cluster ran below its
+        # held frequency or, when nothing was requested, was throttled (its limit below its maximum, or below
+        # its limit at full load: docs/agent-protocol.md)
         ("freq_requested", pa.string()),
         ("freq_min_khz", pa.int64()),
         ("freq_below_s", pa.float64()),
+        # thermal (the SoC's zones from the inventory): the hottest zone at the window's start and over the
+        # window (null: no zone sampled), what the board waited before the job for every zone to read below its
+        # cooldown_c (null: no cool-down configured), and temp_simulated: the temperatures came from a model (a
+        # virtual board), not a sensor (null: no temperature)
+        ("temp_start_c", pa.float64()),
+        ("temp_max_c", pa.float64()),
+        ("cooldown_wait_s", pa.float64()),
+        ("temp_simulated", pa.bool_()),
         # co-execution: the member components and their share of the frames (empty when isolated)
         ("coexec_members", pa.list_(pa.string())),
         ("coexec_share_pct", pa.list_(pa.float64())),

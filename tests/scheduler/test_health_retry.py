@@ -13,12 +13,14 @@ DF = "/dev/vda 263174212 20000000 {free} 10% /\n"
 
 
 def test_healthy_board():
-    assert judge_health(BOARD, DF.format(free=5_000_000) + "temp 45000\ntemp 47000\n") == []
+    temps = "temp thermal_zone0 45000\ntemp thermal_zone1 47000\n"
+    assert judge_health(BOARD, DF.format(free=5_000_000) + temps) == []
 
 
 def test_full_disk_and_hot_board():
-    problems = judge_health(BOARD, DF.format(free=1000) + "temp 91000\n", HealthLimits())
-    assert any("MB free" in p for p in problems) and any("91.0 °C" in p for p in problems)
+    temps = "temp thermal_zone0 45000\ntemp thermal_zone3 91000\n"
+    problems = judge_health(BOARD, DF.format(free=1000) + temps, HealthLimits())
+    assert any("MB free" in p for p in problems) and "idle temperature 91.0 °C (thermal_zone3) > 80 °C" in problems
 
 
 def test_unreadable_df():
