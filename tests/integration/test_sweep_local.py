@@ -276,7 +276,8 @@ def test_nightly_sweep_against_last_good(tmp_path, farm):
     summary = json.loads(second.stdout)
     counts = summary["regressions"]["counts"]
     assert sum(counts.values()) == 2  # one series per component
-    assert second.returncode == (1 if counts.get("regressed") else 0)
+    # one repeat per series: a verdict on one job against one would be noise, so none is given
+    assert counts == {"not enough repeats": 2} and second.returncode == 0
     cases = ET.parse(junit).getroot().iter("testcase")
     assert len(list(cases)) == 2
     assert (tmp_path / "runs" / summary["run_id"] / "regress.json").exists()
