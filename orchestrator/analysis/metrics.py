@@ -16,19 +16,22 @@ def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataF
 
     Throughput is the mean over repeats of each job's images/s; latency
     percentiles are over every measured inference of those jobs pooled.
-    Only VALID jobs count; ``invalid`` says how many were left out.
+    Only VALID jobs count; ``invalid`` says how many were left out; ``temp_max_c`` is the hottest zone
+    reading over all of the series' jobs (null where no zone was watched).
     """
     if results.empty:
         return pd.DataFrame(columns=KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid",
-                                            "component_label", "model_label"])
+                                            "temp_max_c", "component_label", "model_label"])
     if not set(KEYS) <= set(results.columns):
         results = with_series(results)
-    results = results[["job_id", "verdict", "throughput_ips"] + KEYS]  # a narrow copy, not the whole row set
+    temps = results["temp_max_c"] if "temp_max_c" in results.columns else pd.Series(np.nan, index=results.index)
+    results = results[["job_id", "verdict", "throughput_ips"] + KEYS].assign(
+        temp_max_c=pd.to_numeric(temps, errors="coerce"))  # a narrow copy, not the whole row set
     valid = results[results["verdict"] == "VALID"]
     agg = (
         results.assign(_invalid=(results["verdict"] != "VALID").astype(int))
         .groupby(KEYS, sort=False, dropna=False)
-        .agg(jobs=("job_id", "size"), invalid=("_invalid", "sum"))
+        .agg(jobs=("job_id", "size"), invalid=("_invalid", "sum"), temp_max_c=("temp_max_c", "max"))
         .reset_index()
     )
     thr = valid.groupby(KEYS, sort=False, dropna=False)["throughput_ips"].mean().rename("throughput_ips").reset_index()
@@ -53,7 +56,8 @@ def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataF
         present, p50, p99 = _grouped_quantiles(codes, values, (0.5, 0.99))
         pct = series.iloc[present].reset_index(drop=True).assign(latency_p50_ms=p50, latency_p99_ms=p99)
     out = agg.merge(thr, on=KEYS, how="left").merge(pct, on=KEYS, how="left")
-    return with_labels(out[KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid"]])
+    return with_labels(out[KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid",
+                                    "temp_max_c"]])
 
 
 def _grouped_quantiles(codes: np.ndarray, values: np.ndarray, qs: tuple[float, ...]):

@@ -36,7 +36,8 @@ __all__ = ["RunAnalysis", "analyze_run", "REPORT_COLUMNS"]
 # what the report needs of the results table (never the whole row set of columns)
 REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + SOURCE_COLUMNS + [
     "model_file", "repeat", "runtime_module", "runtime_version", "git_revision", "count", "latency_p50_ms",
-    "latency_p99_ms", "mean_power_w", "energy_per_image_j", "reasons",
+    "latency_p99_ms", "mean_power_w", "energy_per_image_j", "reasons", "temp_start_c", "temp_max_c",
+    "cooldown_wait_s", "temp_simulated",
 ]))
 
 

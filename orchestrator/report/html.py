@@ -66,6 +66,17 @@ def _board_tables(table: pd.DataFrame) -> list[dict[str, Any]]:
     return boards
 
 
+def _thermal_summary(results: pd.DataFrame) -> list[dict[str, Any]]:
+    """Per board: the hottest zone reading of its jobs, the hottest start, and the cool-down waited in total."""
+    r = results.dropna(subset=["temp_max_c"])
+    if r.empty:
+        return []
+    g = r.groupby("board", sort=True).agg(max_c=("temp_max_c", "max"), start_c=("temp_start_c", "max"),
+                                          wait_s=("cooldown_wait_s", "sum"),
+                                          simulated=("temp_simulated", lambda x: bool(x.fillna(False).any())))
+    return _records(g.reset_index())
+
+
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
@@ -134,6 +145,10 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> 
         failed=failed,
         facts=(meta.get("provision") or {}).get("facts", {}),
         has_power=bool(results["mean_power_w"].notna().any()) if not results.empty else False,
+        has_temps=bool(results["temp_max_c"].notna().any()) if not results.empty else False,
+        thermal=_thermal_summary(results),
+        temps_simulated=bool(results["temp_simulated"].fillna(False).astype(bool).any()) if not results.empty
+        else False,
         power_simulated=simulated_share(results),
         idle=_records(a.idle),
         energy=_records(energy),

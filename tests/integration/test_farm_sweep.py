@@ -158,9 +158,14 @@ def test_two_frequency_settings_are_reported_apart_with_temperatures_and_advice(
     assert (low.verdict == "VALID").all() and (low.freq_min_khz == 1400000).all()
     # (a virtual board's inference runs on this machine's CPU: its speed does not follow the simulated clock,
     # so only the settings, not their throughputs, can be told apart here)
+    # every job watched its SoC's zones (simulated on a virtual board) and says so
+    assert results.temp_max_c.notna().all() and (results.temp_max_c >= results.temp_start_c).all()
+    assert results.temp_simulated.all() and results.cooldown_wait_s.notna().all()
     report_dir = Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: ")).parent
     html = (report_dir / "index.html").read_text()
     assert "a15 @ max" in html and "a15 @ 1.4 GHz" in html
     assert 'id="advisor"' in html and "fewer than 3 VALID repeats" in html
+    assert "°C start / max" in html and "Thermal state" in html and "simulated" in html
     summary = (report_dir / "summary.md").read_text()
+    assert "(simulated temperatures)" in summary
     assert "| a15 @ max | a15 @ 1.4 GHz |" in summary or "| a15 @ 1.4 GHz | a15 @ max |" in summary
