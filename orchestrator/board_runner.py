@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,7 +257,7 @@ class BoardRunner:
             self._quarantine(exc, pending, acc)
         except Exception as exc:  # noqa: BLE001 - a bug must not take the other boards' measurements down
             self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
-                             pending, acc)
+                             pending, acc, traceback.format_exc())
 
     def _measure_idle(self, meter: MeterSession | None, transport: Transport, phase: str) -> None:
         """Idle power of the board (``phase`` start: before its first job, subtracted by the analysis; end:
@@ -344,11 +345,15 @@ class BoardRunner:
         if problems:
             raise BoardUnhealthy(f"{self.board.name} failed its health check: {'; '.join(problems)}")
 
-    def _quarantine(self, exc: Exception, pending: list[Job], acc: SweepOutcome) -> None:
+    def _quarantine(self, exc: Exception, pending: list[Job], acc: SweepOutcome, trace: str | None = None) -> None:
         acc.quarantined[self.board.name] = str(exc)
-        self.run.journal({"board": self.board.name, "state": "quarantined", "error": error_class(exc),
-                          "message": str(exc), "t_wall": time.time()})
-        self.progress.note(f"{self.board.name} quarantined for the rest of the run: {exc}")
+        entry = {"board": self.board.name, "state": "quarantined", "error": error_class(exc),
+                 "message": str(exc), "t_wall": time.time()}
+        if trace is not None:  # a bug of ours: keep where it happened for the report of it
+            entry["traceback"] = trace
+        self.run.journal(entry)
+        where = " (traceback in the run's journal.jsonl)" if trace is not None else ""
+        self.progress.note(f"{self.board.name} quarantined for the rest of the run: {exc}{where}")
         for job in pending:
             self._fail(job, exc, acc)
 

@@ -148,13 +148,10 @@ class B2900Meter:
                 pass
 
     def close(self) -> None:
+        """Close this meter's session only. The ResourceManager is not closed: pyvisa shares one per VISA
+        library in the process, and closing it would close every other board's meter session too."""
         self._discard_session()
-        rm, self._rm = self._rm, None
-        if rm is not None:
-            try:
-                rm.close()
-            except Exception:
-                pass
+        self._rm = None
 
     def __enter__(self) -> "B2900Meter":
         return self.open()

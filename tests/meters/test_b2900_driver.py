@@ -143,3 +143,14 @@ def test_context_manager_closes(server):
     while server.connection_count and time.monotonic() < deadline:
         time.sleep(0.01)
     assert server.connection_count == 0
+
+
+def test_closing_one_meter_leaves_another_boards_meter_open(make_server, make_meter):
+    """pyvisa shares one ResourceManager per VISA library in a process: a board that finishes first and
+    closes its meter must not close the session of a board still measuring (it did, mid-job, as a
+    TypeError from the socket's select)."""
+    first, second = make_meter(make_server().resource), make_meter(make_server().resource)
+    assert first.identify() and second.identify()
+    first.close()
+    assert second.identify() == "Keysight Technologies,B2901A,VIRTUAL0001,socfarm-virtual"
+    assert first.identify()  # a closed meter opens again on its next use

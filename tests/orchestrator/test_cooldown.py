@@ -206,3 +206,33 @@ def test_a_board_that_does_not_cool_down_fails_its_jobs_with_a_named_error(monke
     quarantined = [r for r in run.journal_records() if r.get("state") == "quarantined"]
     assert quarantined[0]["error"] == "CooldownTimeout"
     assert pd.DataFrame(run.journal_records()).query("state == 'failed'").error.unique().tolist() == ["CooldownTimeout"]
+
+
+class BuggyBoard(HotBoard):
+    """A board whose job raises an error no layer classifies: a bug of ours, not of the board."""
+
+    def run(self, command: str, timeout_s: float = 60.0) -> str:
+        if command.startswith("df -Pk"):
+            return "/dev/vda 263174212 20000000 5000000 10% /\ntemp thermal_zone0 41200\n"
+        return super().run(command, timeout_s)
+
+    def run_agent(self, *args, **kwargs):
+        raise TypeError("argument must be an int, or have a fileno() method.")
+
+
+def test_an_internal_error_quarantines_the_board_and_keeps_its_traceback(monkeypatch, tmp_path):
+    sysfs = tmp_path / "sys"
+    zone(sysfs, "thermal_zone0", 41200)
+    zone(sysfs, "thermal_zone4", 40000)
+    b = board(sysfs_root=str(sysfs), thermal=ThermalSpec(zones=ZONES))
+    job_list = jobs_for(["big"], b=b)
+    monkeypatch.setattr("orchestrator.board_runner.open_transport", lambda board_, facts: BuggyBoard(sysfs))
+    run = Store(tmp_path / "runs").create_run("r1", {"boards": {}})
+    progress = SweepProgress(enabled=False)
+    progress.start_jobs({"x": len(job_list)})
+    acc = SweepOutcome(run)
+    BoardRunner(run, b, FACTS, "abc", progress, threading.Event()).run_jobs(job_list, acc)
+    assert acc.quarantined == {"x": "x: internal error: TypeError: argument must be an int, or have a fileno() "
+                                     "method."}
+    quarantined = [r for r in run.journal_records() if r.get("state") == "quarantined"]
+    assert "in run_agent" in quarantined[0]["traceback"] and "TypeError" in quarantined[0]["traceback"]
