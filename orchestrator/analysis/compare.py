@@ -5,6 +5,12 @@ matching rows; a summary over models is the geometric mean of the ratios
 (the mean that treats 2x and 0.5x symmetrically). Rows present on one side
 only give no ratio.
 
+A SoC / SoC ratio says which way it is taken: the SoCs the user orders
+(``--soc-order a,b``: a / b) first, otherwise the newer over the older by the
+release years of :mod:`orchestrator.analysis.component_names`, otherwise by
+name; its summary gives the geometric *and* the arithmetic mean over models
+(the arithmetic mean of a / b is not the reciprocal of that of b / a).
+
 Rows are matched on their series (:mod:`orchestrator.analysis.series`) minus
 the one thing the ratio is about: int8 / float32 matches everything but the
 dtype and the model file; SoC / SoC matches class, model file, dtype and
@@ -16,11 +22,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from orchestrator.analysis.component_names import soc_key, soc_year
 from orchestrator.analysis.series import COMPARE_KEYS, SERIES_KEYS, keyed
+from orchestrator.errors import ConfigError
 
-__all__ = ["geomean", "quantization_table", "cross_soc", "cross_soc_summary", "baseline_comparison"]
-
-CLASSES = ("big", "little", "gpu", "npu", "cpu")
+__all__ = ["geomean", "quantization_table", "order_socs", "soc_pairs", "cross_soc", "cross_soc_summary",
+           "baseline_comparison"]
 
 
 def geomean(values) -> float:
@@ -59,6 +66,8 @@ def quantization_table(table: pd.DataFrame, energy: pd.DataFrame | None = None) 
 
 
 _CROSS_KEYS = ["component_class", "model", "model_display", "model_sha256", "dtype", "freq_setting"]
+#: the order classes are listed in
+CLASS_ORDER = ("little", "big", "cpu", "gpu", "npu")
 
 
 def _best_per_class(table: pd.DataFrame) -> pd.DataFrame:
@@ -66,39 +75,100 @@ def _best_per_class(table: pd.DataFrame) -> pd.DataFrame:
     return t.groupby(["soc"] + _CROSS_KEYS, sort=False)["throughput_ips"].max().reset_index()
 
 
-def cross_soc(table: pd.DataFrame) -> pd.DataFrame:
+def order_socs(socs, soc_order=None) -> list[str]:
+    """The SoCs in the order their ratios are taken: first the ones ``soc_order`` names, as named; then the
+    rest newest first by :data:`~orchestrator.analysis.component_names.SOC_YEARS`, then by name.
+
+    A name of ``soc_order`` that is not one of ``socs`` (compared as :func:`soc_key`) is a ConfigError."""
+    socs = list(dict.fromkeys(str(s) for s in socs))
+    by_key = {soc_key(s): s for s in socs}
+    given = [g.strip() for g in (soc_order or []) if g and g.strip()]
+    problems = [f"--soc-order: {g!r} is not a SoC of these results (they have: {', '.join(socs) or 'none'})"
+                for g in given if soc_key(g) not in by_key]
+    seen: set[str] = set()
+    for g in given:
+        if soc_key(g) in seen:
+            problems.append(f"--soc-order: {g!r} is named twice")
+        seen.add(soc_key(g))
+    if problems:
+        raise ConfigError("invalid --soc-order", problems)
+    listed = list(dict.fromkeys(by_key[soc_key(g)] for g in given))
+    rest = sorted((s for s in socs if s not in listed),
+                  key=lambda s: (soc_year(s) is None, -(soc_year(s) or 0), s))
+    return listed + rest
+
+
+def soc_pairs(socs, soc_order=None) -> list[tuple[str, str, str]]:
+    """Every pair ``(a, b, basis)`` of ``socs`` with the ratio taken ``a / b``; ``basis`` says why this way:
+    ``--soc-order``, ``newer / older: 2017 / 2014``, or ``by name`` when the release years do not decide."""
+    order = order_socs(socs, soc_order)
+    listed = {soc_key(g) for g in (soc_order or []) if g and g.strip()}
+    pairs = []
+    for i, a in enumerate(order):
+        for b in order[i + 1:]:
+            ya, yb = soc_year(a), soc_year(b)
+            if soc_key(a) in listed:
+                basis = "as ordered by --soc-order"
+            elif ya is not None and yb is not None and ya != yb:
+                basis = f"newer / older: {ya} / {yb}"
+            elif ya is not None and ya == yb:
+                basis = f"by name (both from {ya}; order them with --soc-order)"
+            else:
+                unknown = " and ".join(s for s, y in ((a, ya), (b, yb)) if y is None)
+                basis = f"by name (release year of {unknown} not known; order them with --soc-order)"
+            pairs.append((a, b, basis))
+    return pairs
+
+
+def cross_soc(table: pd.DataFrame, soc_order=None) -> pd.DataFrame:
     """For every pair of SoCs and every component class both have: per-model throughput ratio soc_a / soc_b,
     of the same model file and dtype at the same frequency setting (``max`` against ``max``, untouched against
     untouched; a kHz pin only against the same pin).
 
-    A class with several components on one SoC (two 'cpu' clusters) is represented by its fastest one.
+    Which SoC is ``a`` (the numerator): see :func:`soc_pairs` (``soc_order`` first, else newer / older);
+    ``direction`` is ``"a / b"`` and ``basis`` says why. A class with several components on one SoC (two
+    'cpu' clusters) is represented by its fastest one.
     """
-    cols = ["soc_a", "soc_b", "component_class", "model", "model_display", "dtype", "freq_setting", "ips_a",
-            "ips_b", "ratio"]
+    cols = ["soc_a", "soc_b", "direction", "basis", "component_class", "model", "model_display", "dtype",
+            "freq_setting", "ips_a", "ips_b", "ratio"]
     if table.empty:
+        if soc_order:
+            order_socs([], soc_order)  # names nothing that is here
         return pd.DataFrame(columns=cols)
+    pairs_of = soc_pairs(table["soc"].dropna().astype(str), soc_order)
     best = _best_per_class(table)
-    socs = list(dict.fromkeys(best["soc"]))
     parts = []
-    for i, a in enumerate(socs):
-        for b in socs[i + 1:]:
-            m = best[best["soc"] == a].merge(best[best["soc"] == b], on=_CROSS_KEYS, suffixes=("_a", "_b"))
-            if m.empty:
-                continue
-            m = m.rename(columns={"throughput_ips_a": "ips_a", "throughput_ips_b": "ips_b"})
-            m["ratio"] = m["ips_a"] / m["ips_b"]
-            parts.append(m[cols])
+    for a, b, basis in pairs_of:
+        m = best[best["soc"] == a].merge(best[best["soc"] == b], on=_CROSS_KEYS, suffixes=("_a", "_b"))
+        if m.empty:
+            continue
+        m = m.rename(columns={"throughput_ips_a": "ips_a", "throughput_ips_b": "ips_b"})
+        m["ratio"] = m["ips_a"] / m["ips_b"]
+        m["direction"] = f"{a} / {b}"
+        m["basis"] = basis
+        rank = m["component_class"].map({c: i for i, c in enumerate(CLASS_ORDER)}).fillna(len(CLASS_ORDER))
+        parts.append(m.assign(_rank=rank).sort_values(["_rank", "dtype", "freq_setting"], kind="stable")[cols])
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
 
 
 def cross_soc_summary(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Geometric mean over models of each (soc_a, soc_b, class, dtype, frequency setting)."""
-    cols = ["soc_a", "soc_b", "component_class", "dtype", "freq_setting", "models", "geomean_ratio"]
+    """Per (soc_a, soc_b, class, dtype, frequency setting): the per-model ratios (``per_model``: a list of
+    ``{"model", "ratio"}``), their geometric mean (``geomean_ratio``: 2x and 0.5x cancel) and their arithmetic
+    mean (``mean_ratio``: what a plain average of the table gives; larger, and not the reciprocal of the other
+    direction's).  ``direction`` and ``basis`` as in :func:`cross_soc`."""
+    cols = ["soc_a", "soc_b", "direction", "basis", "component_class", "dtype", "freq_setting", "models",
+            "geomean_ratio", "mean_ratio", "per_model"]
     if pairs.empty:
         return pd.DataFrame(columns=cols)
-    g = (pairs.groupby(["soc_a", "soc_b", "component_class", "dtype", "freq_setting"], sort=False)
-         .agg(models=("ratio", "size"), geomean_ratio=("ratio", geomean)).reset_index())
-    return g[cols]
+    keys = ["soc_a", "soc_b", "direction", "basis", "component_class", "dtype", "freq_setting"]
+    rows = []
+    for key, g in pairs.groupby(keys, sort=False):
+        ratios = pd.to_numeric(g["ratio"], errors="coerce")
+        label = g["model_display"].where(g["model_display"].astype(str) != "", g["model"])
+        rows.append({**dict(zip(keys, key)), "models": int(ratios.notna().sum()), "geomean_ratio": geomean(ratios),
+                     "mean_ratio": float(ratios.mean()),
+                     "per_model": [{"model": str(m), "ratio": float(r)} for m, r in zip(label, ratios)]})
+    return pd.DataFrame(rows, columns=cols)
 
 
 def baseline_comparison(current: pd.DataFrame, baseline: pd.DataFrame) -> tuple[pd.DataFrame, float]:

@@ -12,6 +12,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from orchestrator.analysis.compare import cross_soc, cross_soc_summary
 from orchestrator.analysis.energy import simulated_share
 from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
 from orchestrator.analysis.series import freq_label
@@ -104,7 +105,8 @@ def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, str]]]:
         figs["coexec"].append({"file": name, "caption": f"Co-execution on {board}: throughput split by share"})
     if not a.cross_soc.empty:
         ratio_heatmap(a.cross_soc, out_dir / "cross-soc.png")
-        figs["cross_soc"].append({"file": "cross-soc.png", "caption": "Throughput ratio per model between SoCs"})
+        figs["cross_soc"].append({"file": "cross-soc.png", "caption": "Throughput ratio per model between SoCs "
+                                  "(each row: first SoC / second)"})
     return figs
 
 
@@ -114,10 +116,17 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
-def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None) -> Path:
+def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
+                 soc_order: list[str] | None = None) -> Path:
+    """``soc_order``: how cross-SoC ratios are taken (first / second; else the order recorded in the run, e.g.
+    by ``import --soc-order``, else newer / older SoC)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     a = analyze_run(run, baseline)
+    order = soc_order or a.meta.get("soc_order")
+    if order:  # a name that is not a SoC of the run: ConfigError before anything is written
+        a.cross_soc = cross_soc(a.table, order)
+        a.cross_soc_summary = cross_soc_summary(a.cross_soc)
+    out_dir.mkdir(parents=True, exist_ok=True)
     meta = a.meta
     results = a.results
     figures = _figures(a, out_dir)

@@ -150,7 +150,7 @@ def ratio_heatmap(pairs: pd.DataFrame, path: Path) -> Path:
         if np.isfinite(v):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
     fig.colorbar(im, ax=ax, label="log2(throughput ratio)")
-    ax.set_title("cross-SoC throughput ratio (a / b)")
+    ax.set_title("cross-SoC throughput ratio (each row: first SoC / second)")
     fig.savefig(path)
     plt.close(fig)
     return path

@@ -103,8 +103,9 @@ def test_cross_soc_compares_like_settings_only():
     rows = [_job("a", 100.0, freq="max"), _job("b", 30.0, freq="1000000"),
             _job("c", 50.0, freq="max", board="hikey-01", soc="kirin970", component="a73", cpus=(4, 5, 6, 7)),
             _job("d", 20.0, freq="2362000", board="hikey-01", soc="kirin970", component="a73", cpus=(4, 5, 6, 7))]
-    pairs = cross_soc(_table(rows))
-    assert pairs[["freq_setting", "ratio"]].values.tolist() == [["max", pytest.approx(2.0)]]
+    pairs = cross_soc(_table(rows))  # newer / older: kirin970 (2017) / exynos5422 (2014)
+    assert pairs[["direction", "freq_setting", "ratio"]].values.tolist() == [
+        ["kirin970 / exynos5422", "max", pytest.approx(0.5)]]
 
 
 def test_baseline_comparison_matches_series_across_versions():

@@ -97,8 +97,12 @@ def test_report_content(report):
     assert "1.20" in html  # co-execution gain over the best single component
     assert "big 75%, little 25%" in html  # its composition: each member's share of the frames
     assert "2.000" in html  # baseline geometric mean (r1 is twice r0)
+    # cross-SoC: which way (release years of socA/socB unknown: by name), per model, both means (b2 is 2x b1)
+    assert "socA / socB" in html and "by name (release year of socA and socB not known" in html
+    assert "geometric mean</th><th>arithmetic mean" in html and "Tiny CNN 0.50" in html
     md = (report.parent / "summary.md").read_text()
     assert "| Tiny CNN | float32 |" in md and "## Energy" in md
+    assert "| socA / socB | by name" in md and "| big | float32 |" in md and "| 0.50 | 0.50 |" in md
     csv = pd.read_csv(report.parent / "results.csv")
     assert len(csv) == 8 and "min_count not met" in " ".join(csv["reasons"].fillna(""))
 
