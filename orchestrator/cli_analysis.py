@@ -1,4 +1,4 @@
-"""Analysis commands of the `orchestrator` CLI: report, model info, import, regress.
+"""Analysis commands of the `orchestrator` CLI: report, model info, import, compare, regress.
 
 ``register(app)`` attaches them to the main typer app (``report`` replaces the
 plain one of cli.py with the version that accepts ``--baseline``).
@@ -22,6 +22,58 @@ err = Console(stderr=True, soft_wrap=True)
 STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")
 REPORTS = typer.Option(Path("reports"), "--reports", help="Where reports/<run-id>/ are written.")
 
+SOC_ORDER = typer.Option(
+    None, "--soc-order", metavar="SOC,SOC...",
+    help="How cross-SoC ratios are taken: the first named SoC over the next (e.g. kirin970,exynos5422). "
+         "Default: newer / older SoC where the release years are known, else by name.")
+
+
+def _soc_order(text: Optional[str]) -> Optional[list[str]]:
+    names = [n.strip() for n in (text or "").split(",") if n.strip()]
+    return names or None
+
+
+def _run_cross_soc(run, soc_order: Optional[list[str]]):
+    """Per-model cross-SoC ratios and their summary for a stored run (mean over the VALID repeats of each
+    series, as in the report); ``soc_order`` else the order recorded in the run, else newer / older."""
+    import pandas as pd
+
+    from orchestrator.analysis.compare import cross_soc, cross_soc_summary
+    from orchestrator.analysis.metrics import throughput_table
+    from orchestrator.analysis.series import SOURCE_COLUMNS
+    from orchestrator.analysis.tables import read_columns
+
+    results = read_columns(run, "results", list(dict.fromkeys(SOURCE_COLUMNS + ["job_id", "verdict",
+                                                                                 "throughput_ips"])))
+    table = throughput_table(results, pd.DataFrame({"job_id": pd.Series(dtype=str),
+                                                    "latency_ms": pd.Series(dtype=float)}))
+    pairs = cross_soc(table, soc_order or run.meta.get("soc_order"))
+    return pairs, cross_soc_summary(pairs)
+
+
+def _print_cross_soc(summary) -> None:
+    """One block per SoC pair (its direction and why), one line per class/dtype/frequency: the per-model
+    ratios, then the geometric and arithmetic means."""
+    from orchestrator.analysis.series import freq_label
+
+    if summary.empty:
+        out.print("cross-SoC: no component class measured on two SoCs", highlight=False)
+        return
+    for (direction, basis), g in summary.groupby(["direction", "basis"], sort=False):
+        out.print(f"cross-SoC throughput ratio {direction} ({basis}):", markup=False, highlight=False)
+        for c in g.to_dict("records"):
+            freq = freq_label(c["freq_setting"])
+            models = ", ".join(f"{m['model']} {m['ratio']:.2f}" for m in c["per_model"])
+            out.print(f"  {c['component_class']:<6} {c['dtype']}{' @ ' + freq if freq else ''}: {models}; "
+                      f"geometric mean {c['geomean_ratio']:.2f}, arithmetic mean {c['mean_ratio']:.2f} "
+                      f"({c['models']} models)", markup=False, highlight=False)
+
+
+def _summary_json(summary) -> list[dict]:
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()}
+            for r in summary.to_dict("records")]
+
+
 model_app = typer.Typer(no_args_is_help=True, help="Inspect .tflite models (FLOPs, bytes, intensity).")
 
 
@@ -30,6 +82,7 @@ def report(
     store: Path = STORE,
     reports: Path = REPORTS,
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Run id to compare throughput against."),
+    soc_order: Optional[str] = SOC_ORDER,
 ) -> None:
     """Regenerate reports/<RUN>/{index.html, results.csv, summary.md} from the store alone."""
     from orchestrator.report.html import write_report
@@ -38,7 +91,25 @@ def report(
     st = Store(store)
     run = st.open_run(run_id)
     base = st.open_run(baseline) if baseline else None
-    out.print(f"report: {write_report(run, reports / run.run_id, baseline=base)}", highlight=False)
+    index = write_report(run, reports / run.run_id, baseline=base, soc_order=_soc_order(soc_order))
+    out.print(f"report: {index}", highlight=False)
+
+
+def compare_cmd(
+    run_id: str = typer.Argument(..., help="Run id (a folder of the store)."),
+    store: Path = STORE,
+    soc_order: Optional[str] = SOC_ORDER,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Cross-SoC throughput ratios of a run: per component class, per model, with geometric and arithmetic means."""
+    from orchestrator.results.store import Store
+
+    run = Store(store).open_run(run_id)
+    _, summary = _run_cross_soc(run, _soc_order(soc_order))
+    if as_json:
+        out.print_json(json.dumps({"run_id": run.run_id, "cross_soc": _summary_json(summary)}))
+        return
+    _print_cross_soc(summary)
 
 
 @model_app.command("info")
@@ -76,13 +147,17 @@ def import_results(
                                               "[, power_w, component_class]."),
     store: Path = STORE,
     source: str = typer.Option("", "--source", help="Where the figures come from (paper, lab notebook...)."),
+    soc_order: Optional[str] = SOC_ORDER,
 ) -> None:
-    """Store throughput figures measured elsewhere as a new run (validated first; nothing written on error)."""
+    """Store throughput figures measured elsewhere as a new run (validated first; nothing written on error),
+    then print its cross-SoC ratios. A component without a class is classed by its name (A7: little,
+    A15: big, T628: gpu, NPU: npu...); --soc-order is recorded for the run's report."""
     from orchestrator.analysis.import_csv import import_csv
     from orchestrator.results.store import Store
 
-    run = import_csv(Store(store), csv_file, source=source)
+    run = import_csv(Store(store), csv_file, source=source, soc_order=_soc_order(soc_order))
     out.print(f"imported {len(run.meta['jobs'])} rows as run {run.run_id} ({run.path})", highlight=False)
+    _print_cross_soc(_run_cross_soc(run, None)[1])
 
 
 def regress_cmd(
@@ -144,5 +219,6 @@ def register(app: typer.Typer) -> None:
                                   if (c.name or getattr(c.callback, "__name__", "")) != "report"]
     app.command("report")(report)
     app.command("import")(import_results)
+    app.command("compare")(compare_cmd)
     app.command("regress")(regress_cmd)
     app.add_typer(model_app, name="model")

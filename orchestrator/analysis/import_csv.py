@@ -7,13 +7,21 @@ column              required   meaning
 ==================  =========  ==============================================
 soc                 yes        SoC type, e.g. ``kirin970``
 board               yes        board name
-component           yes        component name, e.g. ``a73``
+component           yes        component name, e.g. ``A73``, ``Cortex-A73``, ``Mali-G72``, ``NPU``
 model               yes        model name as in the zoo, e.g. ``mobilenet_v1``
 dtype               yes        ``float32`` or ``int8`` (any non-empty text)
 throughput          yes        images per second, a number > 0
 power_w             no         mean board power during the measurement (W), >= 0
 component_class     no         big, little, cpu, gpu or npu (for cross-SoC comparison)
 ==================  =========  ==============================================
+
+``component_class``, where a row leaves it out (no column, or an empty cell),
+is inferred from the component's name by
+:func:`orchestrator.analysis.component_names.infer_class` (``A7`` -> little,
+``A15`` -> big, ``T628`` -> gpu, ``NPU`` -> npu); where given, it wins. A
+name whose class is not known, one component with two classes, and a SoC
+with two components of one class that only inference put there (``A15`` and
+``A17`` both big) are errors naming the rows: say the class in the column.
 
 The whole file is validated first; any problem raises ``ConfigError`` naming
 ``file:line: column`` and nothing is written. The rows become the results
@@ -34,6 +42,8 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator.analysis.compare import order_socs
+from orchestrator.analysis.component_names import CLASSES, core_key, infer_class
 from orchestrator.errors import ConfigError
 from orchestrator.results.schema import RESULTS, SCHEMA_VERSION
 from orchestrator.results.store import RunDir, Store
@@ -42,7 +52,6 @@ __all__ = ["REQUIRED", "OPTIONAL", "read_import_csv", "import_csv"]
 
 REQUIRED = ("soc", "board", "component", "model", "dtype", "throughput")
 OPTIONAL = ("power_w", "component_class")
-CLASSES = ("big", "little", "cpu", "gpu", "npu")
 
 
 def _number(text: str) -> float | None:
@@ -96,25 +105,87 @@ def read_import_csv(path: Path) -> list[dict[str, Any]]:
             power = _number(row["power_w"])
             if power is None or power < 0:
                 problems.append(f"{path}:{line}: power_w: must be a number >= 0, got {row['power_w']!r}")
-        cls = row.get("component_class") or None
-        if cls is not None and cls not in CLASSES:
-            problems.append(f"{path}:{line}: component_class: must be one of {', '.join(CLASSES)}, got {cls!r}")
-        rows.append({**row, "throughput": thr, "power_w": power, "component_class": cls, "line": line})
+        given = (row.get("component_class") or "").lower() or None
+        if given is not None and given not in CLASSES:
+            problems.append(f"{path}:{line}: component_class: must be one of {', '.join(CLASSES)}, "
+                            f"got {row['component_class']!r}")
+        inferred = infer_class(row["component"]) if row["component"] else None
+        bad_class = given is not None and given not in CLASSES
+        rows.append({**row, "throughput": thr, "power_w": power, "line": line, "bad_class": bad_class,
+                     "component_class": None if bad_class else given or inferred, "class_given": given is not None})
     if not rows and not problems:
         problems.append(f"{path}: no data rows")
+    problems += _class_problems(path, rows, has_column="component_class" in header)
     if problems:
         raise ConfigError(f"{path}: invalid import file", problems)
     return rows
+
+
+def _lines(lines: list[int]) -> str:
+    return f"line {lines[0]}" if len(lines) == 1 else "lines " + ", ".join(map(str, lines))
+
+
+def _class_problems(path: Path, rows: list[dict[str, Any]], has_column: bool) -> list[str]:
+    """Every component must have one class, and on one SoC no two components may share a class inferred
+    from their names (an explicit class in the column is taken as the user means it)."""
+    problems = []
+    fix = (f"fill in its component_class ({', '.join(CLASSES)})" if has_column
+           else f"add a component_class column ({', '.join(CLASSES)})")
+    # (soc, component) -> its rows; a component is one core type, however the table spells it
+    comps: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if r["soc"] and r["component"] and not r["bad_class"]:
+            comps.setdefault((r["soc"], r["component"]), []).append(r)
+    per_soc: dict[tuple[str, str], dict[str, list[dict[str, Any]]]] = {}
+    for (soc, name), rs in comps.items():
+        unknown = [r["line"] for r in rs if r["component_class"] is None]
+        if unknown:
+            problems.append(f"{path}:{unknown[0]}: component: {name!r} ({soc}, {_lines(unknown)}) is not a core or "
+                            f"accelerator name whose class is known (see orchestrator/analysis/component_names.py); "
+                            f"{fix}")
+        classes: dict[str, list[int]] = {}
+        for r in rs:
+            if r["component_class"] is not None:
+                classes.setdefault(r["component_class"], []).append(r["line"])
+        if len(classes) > 1:
+            said = "; ".join(f"{c!r} on {_lines(ls)}" for c, ls in classes.items())
+            problems.append(f"{path}:{rs[0]['line']}: component_class: {name!r} of {soc} has two classes: {said}")
+            continue
+        if classes:
+            cls = next(iter(classes))
+            per_soc.setdefault((soc, cls), {}).setdefault(core_key(name), []).extend(rs)
+    for (soc, cls), cores in per_soc.items():
+        members = [r for rs in cores.values() for r in rs]
+        if len(cores) < 2 or all(r["class_given"] for r in members):
+            continue  # one core type; or the user's column says so (the fastest then stands for the class)
+        listed = ", ".join(  # one entry per core type, however the table spells it ('A15' = 'Cortex-A15')
+            " = ".join(repr(n) for n in dict.fromkeys(r["component"] for r in rs))
+            + f" ({_lines(sorted(r['line'] for r in rs))}"
+            + ("" if all(r["class_given"] for r in rs) else ", inferred from its name") + ")"
+            for rs in cores.values())
+        how = ("give them different classes in the component_class column" if has_column
+               else "add a component_class column that gives them different classes")
+        problems.append(f"{path}:{min(r['line'] for r in members)}: component_class: SoC {soc} would have "
+                        f"{len(cores)} components of class {cls!r} that a cross-SoC comparison cannot tell apart: "
+                        f"{listed}; {how} ({', '.join(CLASSES)}), or give each the same class on purpose (the "
+                        f"fastest then stands for the class)")
+    return problems
 
 
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
-def import_csv(store: Store, path: Path, source: str | None = None, run_id: str | None = None) -> RunDir:
-    """Validate ``path`` and store it as a new run; returns the run."""
+def import_csv(store: Store, path: Path, source: str | None = None, run_id: str | None = None,
+               soc_order: list[str] | None = None) -> RunDir:
+    """Validate ``path`` and store it as a new run; returns the run.
+
+    ``soc_order`` (SoC names of the file, e.g. ``["kirin970", "exynos5422"]``) is how its cross-SoC ratios are
+    taken (first / second); it is recorded in ``run.json`` so that the report takes them the same way."""
     path = Path(path)
     rows = read_import_csv(path)
+    if soc_order:
+        order_socs([r["soc"] for r in rows], soc_order)  # a name that is not a SoC of the file: ConfigError
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     now = time.gmtime()
     run_id = run_id or f"{time.strftime('%Y%m%dT%H%M%SZ', now)}-import-{digest[:4]}"
@@ -122,7 +193,7 @@ def import_csv(store: Store, path: Path, source: str | None = None, run_id: str 
     for r in rows:
         b = boards.setdefault(r["board"], {"name": r["board"], "soc": r["soc"], "components": []})
         if r["component"] not in {c["name"] for c in b["components"]}:
-            b["components"].append({"name": r["component"], "class": r["component_class"] or "cpu"})
+            b["components"].append({"name": r["component"], "class": r["component_class"]})
     records = []
     for i, r in enumerate(rows):
         rec: dict[str, Any] = {name: None for name in RESULTS.names}
@@ -130,10 +201,12 @@ def import_csv(store: Store, path: Path, source: str | None = None, run_id: str 
         rec.update({
             "schema_version": SCHEMA_VERSION, "run_id": run_id, "job_id": job_id, "experiment": "import",
             "board": r["board"], "soc": r["soc"], "component": r["component"],
-            "component_class": r["component_class"] or "cpu", "cpus": [], "model": r["model"],
+            "component_class": r["component_class"], "cpus": [], "model": r["model"],
             "model_display": r["model"], "dtype": r["dtype"], "repeat": 1, "git_revision": "import",
             "throughput_ips": r["throughput"], "verdict": "VALID",
-            "reasons": [f"imported from {path.name} line {r['line']}; measurement rules not checked"],
+            "reasons": [f"imported from {path.name} line {r['line']}; measurement rules not checked"]
+            + ([] if r["class_given"] else
+               [f"component_class {r['component_class']} inferred from the name {r['component']!r}"]),
         })
         if r["power_w"] is not None:
             rec.update({"meter_kind": "import", "meter_measures": "imported", "mean_power_w": r["power_w"],
@@ -147,6 +220,7 @@ def import_csv(store: Store, path: Path, source: str | None = None, run_id: str 
         "experiments_file": None, "inventory_file": None, "zoo_dir": None,
         "zoo_builder_hash": "", "zoo_weights": "imported figures (models not analysed here)",
         "boards": boards, "jobs": [rec["job_id"] for rec in records], "status": "finished",
+        **({"soc_order": [s.strip() for s in soc_order if s.strip()]} if soc_order else {}),
     })
     run.write_table("results", "import", pd.DataFrame(records, columns=RESULTS.names))
     return run
