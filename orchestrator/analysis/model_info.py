@@ -32,9 +32,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.zoo.tflite_stats import _PARAM_DTYPES, OpInfo, _op_macs, model_ops
+from orchestrator.zoo.tflite_stats import _PARAM_DTYPES, OpInfo, _op_macs, model_ops, ops_from_bytes
 
-__all__ = ["LayerInfo", "ModelInfo", "analyze", "analyze_ops", "FLOP_RULES"]
+__all__ = ["LayerInfo", "ModelInfo", "analyze", "analyze_bytes", "analyze_ops", "FLOP_RULES"]
 
 _MAC_OPS = frozenset({"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "TRANSPOSE_CONV", "CONV_3D"})
 _POOL_OPS = frozenset({"AVERAGE_POOL_2D", "MAX_POOL_2D", "L2_POOL_2D"})
@@ -165,3 +165,8 @@ def analyze_ops(ops: list[OpInfo], source: str = "<ops>") -> ModelInfo:
 def analyze(path: str | Path) -> ModelInfo:
     """Analyze a .tflite file (ZooError when it is missing or not a TFLite model)."""
     return analyze_ops(model_ops(path), source=str(path))
+
+
+def analyze_bytes(data: bytes, source: str = "<bytes>") -> ModelInfo:
+    """Analyze a TFLite flatbuffer held in memory (ZooError when it is not a TFLite model)."""
+    return analyze_ops(ops_from_bytes(data, source=source), source=source)
