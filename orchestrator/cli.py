@@ -186,6 +186,41 @@ def zoo_build(
     out.print(f"zoo: {len(manifest.models)} models in {out_dir / 'manifest.json'}", highlight=False)
 
 
+@zoo_app.command("add")
+def zoo_add(
+    files: list[Path] = typer.Argument(..., help="The .tflite files to add."),
+    name: Optional[str] = typer.Option(None, "--name", help="Model name (one file only; default: the file's stem)."),
+    zoo_dir: Path = typer.Option(Path("models"), "--zoo", help="Zoo folder (manifest.json + .tflite files)."),
+    source: Optional[str] = typer.Option(None, "--source",
+                                         help="Where the model comes from, recorded (default: the file's path)."),
+    replace: bool = typer.Option(False, "--replace", help="Replace an added model of the same name and dtype."),
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+) -> None:
+    """Check .tflite files (format, one fixed-shape float32/int8/uint8 input, builtin ops, a LiteRT run here),
+    analyse them (MACs, params, bytes) and record them in the zoo with their sha256 and source."""
+    from orchestrator.zoo.add import add_models
+
+    added = add_models(zoo_dir, files, name=name, source=source, replace=replace,
+                       on_progress=lambda m: err.print(m, highlight=False, markup=False))
+    if as_json:
+        out.print_json(json.dumps([{**a.entry.model_dump(mode="json"), "status": a.status,
+                                    "notes": list(a.inspection.notes)} for a in added]))
+        return
+    for a in added:
+        e, info = a.entry, a.inspection.info
+        verb = {"present": "already in the zoo", "restored": "restored", "replaced": "replaced"}.get(a.status, "added")
+        out.print(f"{verb}: {e.name} ({e.dtype}) -> {zoo_dir / e.file}", highlight=False, markup=False)
+        out.print(f"  {e.macs:,} MACs, {info.flops:,} FLOPs, {e.params:,} params, {e.bytes:,} bytes, "
+                  f"{info.bytes_moved:,} bytes moved per inference, input {e.input_dtype} {e.input_shape}",
+                  highlight=False, markup=False)
+        out.print(f"  sha256 {e.sha256}; source {e.source}", highlight=False, markup=False)
+        if e.litert_check:
+            out.print(f"  {e.litert_check}", highlight=False, markup=False)
+        for note in a.inspection.notes:
+            out.print(f"  note: {note}", highlight=False, markup=False)
+    out.print(f"zoo: {zoo_dir / 'manifest.json'}", highlight=False, markup=False)
+
+
 from orchestrator.cli_analysis import register as _register_analysis; _register_analysis(app)  # noqa: E402,E702
 from orchestrator.cli_farm import register as _register_farm; _register_farm(app)  # noqa: E402,E702
 

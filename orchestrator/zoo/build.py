@@ -8,6 +8,9 @@ when the builder hash changed, or when ``force`` is set. Cached entries get
 their static figures (params, MACs, ...) recomputed from the file, which is
 cheap and needs no TensorFlow.
 
+Entries added with ``zoo add`` (they have a ``source``) are kept as they are,
+whatever the builder hash; the builder refuses to build over one.
+
 Every .tflite is written atomically and the manifest is rewritten after
 every file, so an interrupted build loses nothing already built.
 
@@ -132,8 +135,12 @@ def build_zoo(
     if old is not None and old.builder_hash == bhash:
         entries = {(e.name, e.dtype): e for e in old.models}
     elif old is not None:
-        say(f"builder changed (hash {old.builder_hash[:12]} -> {bhash[:12]}): every requested file is rebuilt")
-        stale = sorted({f"{e.name} {e.dtype}" for e in old.models if e.name not in names or e.dtype not in dtypes})
+        # models added with `zoo add` are not the builder's: they stay, whatever the builder
+        entries = {(e.name, e.dtype): e for e in old.models if e.added}
+        if old.builder_hash:
+            say(f"builder changed (hash {old.builder_hash[:12]} -> {bhash[:12]}): every requested file is rebuilt")
+        stale = sorted({f"{e.name} {e.dtype}" for e in old.models
+                        if not e.added and (e.name not in names or e.dtype not in dtypes)})
         if stale:
             say(f"dropping from the manifest (built by another builder, not requested): {', '.join(stale)}")
 
@@ -151,6 +158,9 @@ def build_zoo(
         for dtype in dtypes:
             key = (name, dtype)
             entry = entries.get(key)
+            if entry is not None and entry.added:
+                raise ZooError(f"{manifest_path}: {name} ({dtype}) was added with `zoo add` (from {entry.source}); "
+                               "the builder will not overwrite it: remove that entry first")
             path = out_dir / (entry.file if entry else model_filename(name, dtype))
             if force:
                 reason = "forced"

@@ -19,6 +19,7 @@ from orchestrator.errors import ZooError
 
 __all__ = [
     "MANIFEST_NAME",
+    "DTYPES_RECORDED",
     "ModelEntry",
     "Manifest",
     "load_manifest",
@@ -31,14 +32,21 @@ __all__ = [
 MANIFEST_NAME = "manifest.json"
 
 
+DTYPES_RECORDED = ("float32", "int8", "uint8")
+
+
 class ModelEntry(BaseModel):
-    """One .tflite file of the zoo."""
+    """One .tflite file of the zoo: built by ``zoo build`` (``source`` None) or added by ``zoo add``.
+
+    ``dtype`` is the dtype of the model's input and output: float32, or int8/uint8 for
+    fully quantized models (uint8 I/O is what older quantization tools produce).
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1)
     display_name: str
-    dtype: Literal["float32", "int8"]
+    dtype: Literal["float32", "int8", "uint8"]
     file: str = Field(min_length=1, description="path relative to the manifest's directory")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     bytes: int = Field(ge=0)
@@ -46,6 +54,16 @@ class ModelEntry(BaseModel):
     input_dtype: str
     params: int = Field(ge=0)
     macs: int = Field(ge=0)
+    # Optional: entries written before `zoo add` existed have none of these.
+    source: str | None = Field(None, description="where an added model came from (path, package); None: built")
+    flops: int | None = Field(None, ge=0, description="FLOPs of one inference (orchestrator.analysis.model_info)")
+    param_dtypes: dict[str, int] | None = Field(None, description="weight dtype -> parameter elements")
+    litert_check: str | None = Field(None, description="what loading and invoking it on the controller gave")
+
+    @property
+    def added(self) -> bool:
+        """Added by `zoo add` (not built by `zoo build`)."""
+        return self.source is not None
 
 
 class Manifest(BaseModel):
@@ -54,9 +72,9 @@ class Manifest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     manifest_version: Literal[1] = 1
-    builder_hash: str
-    tensorflow_version: str
-    weights: str
+    builder_hash: str = Field("", description="empty until `zoo build` built a model into this zoo")
+    tensorflow_version: str = ""
+    weights: str = Field("", description="the weights of the built models (added models have their own)")
     models: list[ModelEntry] = Field(default_factory=list)
 
     def find(self, name: str, dtype: str) -> ModelEntry | None:
@@ -65,6 +83,10 @@ class Manifest(BaseModel):
             if entry.name == name and entry.dtype == dtype:
                 return entry
         return None
+
+    def dtypes_of(self, name: str) -> list[str]:
+        """Every dtype the zoo has network ``name`` in."""
+        return [e.dtype for e in self.models if e.name == name]
 
 
 def load_manifest(path: str | Path) -> Manifest:
