@@ -70,6 +70,20 @@ def _kept(job: Job, board: Board, exp: Experiment) -> bool:
     return not any(_matches(r, job, board) for r in exp.exclude)
 
 
+_DTYPE_ORDER = ("float32", "int8", "uint8")
+
+
+def _dtypes(exp: Experiment, manifest: Manifest, model: str) -> list[str]:
+    """The dtypes ``model`` is measured in: the experiment's when it lists them; otherwise the default
+    (float32, int8) for built networks, and the dtypes the zoo has for a model added with `zoo add`."""
+    if "dtypes" in exp.model_fields_set:
+        return list(exp.dtypes)
+    entries = [e for e in manifest.models if e.name == model]
+    if entries and all(e.added for e in entries):
+        return sorted({e.dtype for e in entries}, key=_DTYPE_ORDER.index)
+    return list(exp.dtypes)
+
+
 def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _plain_where) -> list[Job]:
     problems: list[str] = []
     jobs: list[Job] = []
@@ -88,12 +102,13 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
         boards = lab.select(exp.boards)
 
         for mi, model in enumerate(exp.models):
-            for dtype in exp.dtypes:
+            for dtype in _dtypes(exp, manifest, model):
                 if manifest.find(model, dtype) is None:
+                    has = manifest.dtypes_of(model)
                     names = sorted({m.name for m in manifest.models})
                     problems.append(
-                        f"{where(base + ('models', mi))}: model {model!r} ({dtype}) is not in the zoo "
-                        f"(has: {', '.join(names)})"
+                        f"{where(base + ('models', mi))}: model {model!r} ({dtype}) is not in the zoo " + (
+                            f"(it has {model} in {', '.join(has)} only)" if has else f"(has: {', '.join(names)})")
                     )
 
         for ci, sel in enumerate(exp.components):
@@ -125,7 +140,7 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
         for board in boards:
             for members in _component_sets(board, exp.components):
                 for model in exp.models:
-                    for dtype in exp.dtypes:
+                    for dtype in _dtypes(exp, manifest, model):
                         entry = manifest.find(model, dtype)
                         for freq, repeat in ((f, r) for f in (exp.frequencies or [None])
                                              for r in range(1, exp.repeats + 1)):

@@ -32,6 +32,8 @@ from orchestrator.resume_check import board_entry, changed_inputs, write_job_sha
 from orchestrator.scheduler.board_lock import BoardLock
 from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
 from orchestrator.scheduler.retry import error_class
+from orchestrator.zoo.add import commit, current_manifest, merged
+from orchestrator.zoo.listed import check_listed
 from orchestrator.zoo.manifest import Manifest, load_manifest, verify_files
 
 
@@ -81,8 +83,12 @@ def prepare(experiments_path: Path, inventory_path: Path) -> SweepPlan:
     spec, doc = load_experiments(experiments_path)
     lab = load_inventory(Path(inventory_path))
     zoo_dir = (experiments_path.parent / spec.zoo).resolve()
-    manifest = load_manifest(zoo_dir / "manifest.json")
+    # models listed by path: checked now, added to the zoo only once the whole plan is valid
+    spec, adding = check_listed(spec, doc.where, experiments_path.parent, zoo_dir)
+    manifest = merged(current_manifest(zoo_dir), adding) if adding else load_manifest(zoo_dir / "manifest.json")
     jobs = plan(spec, lab, manifest, doc.where)
+    if adding:
+        manifest = commit(zoo_dir, adding)
     used = {(j.model, j.dtype) for j in jobs}
     needed = manifest.model_copy(update={"models": [m for m in manifest.models if (m.name, m.dtype) in used]})
     problems = verify_files(needed, zoo_dir)

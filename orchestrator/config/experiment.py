@@ -20,8 +20,13 @@ from pydantic import (
     model_validator,
 )
 
-Dtype = Literal["float32", "int8"]
+Dtype = Literal["float32", "int8", "uint8"]
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+def is_model_path(item: str) -> bool:
+    """A ``models:`` item that is a .tflite file (``./my_net.tflite``), not a zoo name."""
+    return item.lower().endswith(".tflite") or "/" in item or "\\" in item
 
 
 class Strict(BaseModel):
@@ -67,8 +72,16 @@ class MatchRule(Strict):
 class Experiment(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     boards: list[str] = Field(default=["all"], min_length=1, description="board names or inventory groups; 'all'")
-    models: list[str] = Field(min_length=1, description="model names from the zoo manifest")
-    dtypes: list[Dtype] = Field(default=["float32", "int8"], min_length=1)
+    models: list[str] = Field(
+        min_length=1,
+        description="model names from the zoo manifest, or .tflite files (relative to this file) that are "
+                    "checked and added to the zoo when the sweep is planned, then named by their added name",
+    )
+    dtypes: list[Dtype] = Field(
+        default=["float32", "int8"], min_length=1,
+        description="when not given: float32 and int8 for the zoo's built networks, and each added model "
+                    "(zoo add, or a path) in the dtype(s) the zoo has it in",
+    )
     components: list[str] = Field(default=["all"], min_length=1, description="component names or classes (big, little, ...); 'all'")
     repeats: PositiveInt = 1
     frequencies: list[Literal["max"] | PositiveInt] | None = Field(
