@@ -18,8 +18,14 @@ message: -102 syntax error, -104 data type error, -108 parameter not allowed,
 range, -121 invalid character in number, -222 data out of range, -224 illegal
 parameter value, and whatever code the instrument raises.
 
+Headers: :func:`header_parts` splits a header into mnemonics and their
+numeric suffixes (``SOUR2`` -> ``("SOUR", 2)``); which suffixes mean a channel
+is the instrument's business.
+
 Helpers for a command's parameters: :func:`one_param`, :func:`no_params`,
-:func:`channel_list`, :func:`string_list`, :func:`parse_format` and
+:func:`channel_list` (``(@1)``, ``(@1,2)``, ``(@1:2)``), :func:`split_channel_list`
+(a channel list after other parameters), :func:`query_number` (the
+``[MIN|MAX|DEF]`` of a query), :func:`string_list`, :func:`parse_format` and
 :func:`data_window` (the ``[offset[,size]]`` of buffer queries).
 """
 
@@ -50,8 +56,10 @@ __all__ = [
     "parse_format",
     "no_params",
     "channel_list",
+    "split_channel_list",
+    "query_number",
     "parse_command",
-    "header_tokens",
+    "header_parts",
     "NOT_A_NUMBER",
     "split_params",
     "split_commands",
@@ -141,7 +149,10 @@ def keyword(param: str, *specs: str) -> str:
 _NUMBER_RE = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 
 
-def number(param: str, lo: float, hi: float, default: float | None = None) -> float:
+def number(param: str, lo: float, hi: float, default: float | None = None, *, clamp: bool = False) -> float:
+    """A numeric parameter in ``[lo, hi]``: outside it is -222, or the nearest
+    bound with ``clamp`` (settings the instrument sets "automatically to MIN or
+    MAX", such as the aperture)."""
     p = param.strip()
     up = p.upper()
     if up in ("MIN", "MINIMUM"):
@@ -155,9 +166,27 @@ def number(param: str, lo: float, hi: float, default: float | None = None) -> fl
             raise ScpiError(-121, "Invalid character in number")
         raise ScpiError(-104, "Data type error")
     v = float(p)
+    if clamp:
+        return min(max(v, lo), hi)
     if not (lo <= v <= hi):
         raise out_of_range()
     return v
+
+
+def query_number(params: Sequence[str], value: float, lo: float, hi: float, default: float) -> float:
+    """What a numeric query answers: the present ``value``, or with a
+    ``MINimum``/``MAXimum``/``DEFault`` parameter the value assigned to it (a
+    number there is -224: queries take no value)."""
+    if not params:
+        return value
+    p = one_param(params).strip().upper()
+    if p in ("MIN", "MINIMUM"):
+        return lo
+    if p in ("MAX", "MAXIMUM"):
+        return hi
+    if p in ("DEF", "DEFAULT"):
+        return default
+    raise illegal()
 
 
 def boolean(param: str) -> bool:
@@ -293,17 +322,45 @@ def no_params(params: Sequence[str]) -> None:
         raise ScpiError(-108, "Parameter not allowed")
 
 
-def channel_list(params: Sequence[str]) -> None:
-    """An optional channel list, which must be ``(@1)`` on a one-channel instrument."""
+_CHANNEL_LIST_RE = re.compile(r"\(\s*@(.*)\)", re.S)
+_CHANNEL_RANGE_RE = re.compile(r"(\d+)(?:\s*:\s*(\d+))?")
+
+
+def channel_list(params: Sequence[str], channels: int = 1) -> tuple[int, ...] | None:
+    """An optional channel-list parameter -> the channels it names, ascending
+    (None when absent). ``(@1)``, ``(@2)``, ``(@1,2)``, ``(@1:2)``, ``(@2,1)``
+    and ``(@2:1)`` as the B2900 guide lists them; whatever the order given,
+    data come channel 1 first. A channel beyond the instrument's ``channels``
+    is -224, a malformed list -104."""
     if not params:
-        return
+        return None
     if len(params) > 1:
         raise ScpiError(-108, "Parameter not allowed")
-    m = re.fullmatch(r"\(\s*@\s*(\d+)\s*\)", params[0])
+    m = _CHANNEL_LIST_RE.fullmatch(params[0].strip())
     if not m:
         raise ScpiError(-104, "Data type error")
-    if int(m.group(1)) != 1:
-        raise illegal()
+    chosen: set[int] = set()
+    for item in m.group(1).split(","):
+        r = _CHANNEL_RANGE_RE.fullmatch(item.strip())
+        if not r:
+            raise ScpiError(-104, "Data type error")
+        a, b = int(r.group(1)), int(r.group(2) or r.group(1))
+        lo, hi = min(a, b), max(a, b)
+        # The guide names no error for a channel the model lacks; -224, the
+        # error of a parameter outside its allowed set, is this simulator's choice.
+        if lo < 1 or hi > channels:
+            raise illegal()
+        chosen.update(range(lo, hi + 1))
+    return tuple(sorted(chosen))
+
+
+def split_channel_list(params: Sequence[str], channels: int = 1) -> tuple[list[str], tuple[int, ...] | None]:
+    """Parameters ending in an optional channel list (``TIM,(@1)``) -> the
+    other parameters and the channels."""
+    params = list(params)
+    if params and params[-1].lstrip().startswith("("):
+        return params[:-1], channel_list(params[-1:], channels)
+    return params, None
 
 
 def parse_command(cmd: str) -> tuple[str, bool, list[str]]:
@@ -320,24 +377,23 @@ def parse_command(cmd: str) -> tuple[str, bool, list[str]]:
     return header, is_query, split_params(param_text)
 
 
-def header_tokens(header: str) -> list[str]:
-    """The upper-case mnemonics of a (leading-colon-less) header; a numeric
-    suffix other than 1 is -114 (one-channel instrument)."""
-    tokens = []
+def header_parts(header: str) -> list[tuple[str, int | None]]:
+    """The upper-case mnemonics of a (leading-colon-less) header with their
+    numeric suffixes: ``"SOUR2:VOLT"`` -> ``[("SOUR", 2), ("VOLT", None)]``."""
+    parts = []
     for part in header.split(":"):
         tm = TOKEN_RE.fullmatch(part)
         if not tm:
             raise syntax()
         name, suffix = tm.group(1).upper(), tm.group(2)
-        if suffix and int(suffix) != 1:
-            raise ScpiError(-114, "Header suffix out of range")
-        tokens.append(name)
-    return tokens
+        parts.append((name, int(suffix) if suffix else None))
+    return parts
 
 
-def string_list(params: Sequence[str], *specs: str) -> list[str]:
+def string_list(params: Sequence[str], *specs: str, optional_dc: bool = False) -> list[str]:
     """Quoted parameters holding comma-separated mnemonics (``"CURR","VOLT"`` or
-    ``"CURR,VOLT"``) -> their short forms."""
+    ``"CURR,VOLT"``) -> their short forms. With ``optional_dc`` an item may end
+    in ``:DC`` (``"CURRent[:DC]"``)."""
     if not params:
         raise ScpiError(-109, "Missing parameter")
     out = []
@@ -345,7 +401,11 @@ def string_list(params: Sequence[str], *specs: str) -> list[str]:
         inner = p.strip()
         if not (len(inner) >= 2 and inner[0] == inner[-1] and inner[0] in "\"'"):
             raise ScpiError(-104, "Data type error")
-        out.extend(keyword(item, *specs) for item in inner[1:-1].split(","))
+        for item in inner[1:-1].split(","):
+            head, sep, tail = item.strip().partition(":")
+            if sep and not (optional_dc and tail.strip().upper() == "DC"):
+                raise illegal()
+            out.append(keyword(head, *specs))
     return out
 
 

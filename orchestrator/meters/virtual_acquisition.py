@@ -6,6 +6,12 @@ result buffer (filled in place, readable while it fills) and its state.
 is the instrument's trace buffer; :func:`ground_truth` is the server's own
 account of an acquisition.
 
+Spot readings (``:MEASure``, a channel's compliance state) are a
+:class:`Reading`, one point with the same ``columns`` as an acquisition:
+:func:`board_reading` for a channel feeding the board (a load drawing the
+activity's power, under a voltage or a current source) and
+:func:`resistor_reading` for the constant resistive load of a second channel.
+
 Timing: point ``k``'s aperture starts at ``t_start + k * interval`` and the
 point is taken once that aperture has ended. The engine does not wait point by
 point: it wakes every :data:`WAKE_PERIOD_S` while points come faster than that
@@ -34,6 +40,7 @@ its finite window (the ground-truth grid).
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -45,6 +52,9 @@ from orchestrator.meters.activity import evaluate_power, integrate_power, trapez
 
 __all__ = [
     "Acquisition",
+    "Reading",
+    "board_reading",
+    "resistor_reading",
     "ELEMENT_ORDER",
     "GroundTruth",
     "MAX_POINTS",
@@ -246,6 +256,78 @@ def mean_currents(
     if clamped:
         current = np.clip(current, -limit, limit)
     return np.add.reduce(current, axis=1) / evals, clamped
+
+
+class Reading:
+    """One spot reading (``:MEASure``): a result buffer of one point, complete
+    at once. ``compliance``: the source hit its limit (current limit of a
+    voltage source, voltage limit of a current source). NaN is "no data" (a
+    function not measured)."""
+
+    count = 1
+
+    def __init__(self, voltage_v: float, current_a: float, time_s: float, compliance: bool):
+        self.voltage_v = float(voltage_v)
+        self.current_a = float(current_a)
+        self.time_s = float(time_s)
+        self.compliance = bool(compliance)
+        self.done = threading.Event()
+        self.done.set()
+        self.thread: threading.Thread | None = None
+
+    def columns(self, k0: int, k1: int) -> dict[str, np.ndarray]:
+        return {
+            "VOLT": np.array([self.voltage_v])[k0:k1],
+            "CURR": np.array([self.current_a])[k0:k1],
+            "TIME": np.array([self.time_s])[k0:k1],
+        }
+
+
+def board_reading(
+    activity, t0: float, aperture: float, mode: str, level: float, limit: float, output_on: bool, evals: int
+) -> tuple[float, float, bool]:
+    """``(volts, amps, compliance)`` over the aperture starting at ``t0`` of a
+    channel feeding the board, which draws the activity's power ``P``.
+
+    Voltage source (``mode`` VOLT, ``level`` volts, ``limit`` amps): the
+    current is ``P / V`` clamped to the limit, as in an acquisition
+    (:func:`mean_currents`); the voltage reads the source level. Current source
+    (``mode`` CURR, ``level`` amps, ``limit`` volts): a load drawing ``P``
+    develops ``V = P / I``, up to the voltage limit. Either way a load asking
+    for more than the source allows gets the corner of the source's limits
+    (set level and compliance), and the board is short of power. Output off,
+    or a level at or below zero (the board takes no reverse supply): no
+    current flows."""
+    if mode == "VOLT":
+        amps, clamped = mean_currents(activity, np.array([t0]), aperture, level, limit, output_on, evals)
+        return (level if output_on else 0.0), float(amps[0]), clamped
+    if not output_on or level <= 0.0:
+        return 0.0, 0.0, False
+    offsets = aperture * (np.arange(evals) + 0.5) / evals
+    power = evaluate_power(activity, t0 + offsets)
+    volts = power / level
+    over = volts > limit
+    return float(np.minimum(volts, limit).mean()), float(level), bool(over.any())
+
+
+def resistor_reading(resistance_ohm: float, mode: str, level: float, limit: float, output_on: bool) -> tuple[float, float, bool]:
+    """``(volts, amps, compliance)`` of a channel sourcing ``level`` into a
+    resistor: ``I = V / R`` up to the current limit (a voltage source then holds
+    the limit and the voltage falls to ``limit * R``), ``V = I * R`` up to the
+    voltage limit (likewise for a current source). Output off: nothing flows."""
+    if not output_on:
+        return 0.0, 0.0, False
+    if mode == "VOLT":
+        amps = level / resistance_ohm
+        if abs(amps) > limit:
+            amps = math.copysign(limit, amps)
+            return amps * resistance_ohm, amps, True
+        return level, amps, False
+    volts = level * resistance_ohm
+    if abs(volts) > limit:
+        volts = math.copysign(limit, volts)
+        return volts, volts / resistance_ohm, True
+    return volts, level, False
 
 
 def run_acquisition(acq: Acquisition, activity, *, aperture_evals: int, publish, wake_s: float = WAKE_PERIOD_S) -> None:

@@ -149,9 +149,8 @@ def test_ground_truth_exact_grid_and_compliance(make_server, open_visa):
 def test_unmeasured_current_is_no_data(server, open_visa):
     inst = open_visa(server.resource)
     for cmd in (":SOUR:VOLT 12", ":SENS:CURR:PROT 1", ":SENS:CURR:APER 1e-3", ":TRIG:SOUR TIM", ":TRIG:TIM 2e-3",
-                ":TRIG:COUN 5", ":FORM:ELEM:SENS CURR"):
+                ":TRIG:COUN 5", ":FORM:ELEM:SENS CURR", ':SENS:FUNC:OFF "CURR"'):
         inst.write(cmd)
-    server._settings.sense_functions = ("VOLT",)  # the SCPI subset can only turn functions on
     assert inst.query(":INIT;*OPC?") == "1"
     assert inst.query(":FETC:ARR?") == ",".join(["+9.910000E+37"] * 5)
     inst.write(":FORM REAL,64")
