@@ -310,7 +310,9 @@ def board_reading(
     return float(np.minimum(volts, limit).mean()), float(level), bool(over.any())
 
 
-def resistor_reading(resistance_ohm: float, mode: str, level: float, limit: float, output_on: bool) -> tuple[float, float, bool]:
+def resistor_reading(
+    resistance_ohm: float, mode: str, level: float, limit: float, output_on: bool
+) -> tuple[float, float, bool]:
     """``(volts, amps, compliance)`` of a channel sourcing ``level`` into a
     resistor: ``I = V / R`` up to the current limit (a voltage source then holds
     the limit and the voltage falls to ``limit * R``), ``V = I * R`` up to the

@@ -1250,17 +1250,19 @@ class VirtualB2900:
             timer_zero = self._timer_zero
         t0 = time.monotonic()
         time.sleep(min(max(chan.aperture_s for chan in snaps.values()), APERTURE_MAX_S))
+        readings = {}
+        for c, chan in snaps.items():  # outside the lock: a source may wait for its sampler
+            volts, amps, compliance = self._read_channel(c, chan, t0, chan.aperture_s, evals=self.aperture_evals)
+            readings[c] = Reading(
+                volts if "VOLT" in chan.sense_functions else np.nan,
+                amps if "CURR" in chan.sense_functions else np.nan,
+                t0 - timer_zero, compliance,
+            )
         values = []
         with self._lock:
             s = self._settings
             elements = (element,) if element else s.elements
-            for c, chan in snaps.items():
-                volts, amps, compliance = self._read_channel(c, chan, t0, chan.aperture_s, evals=self.aperture_evals)
-                reading = Reading(
-                    volts if "VOLT" in chan.sense_functions else np.nan,
-                    amps if "CURR" in chan.sense_functions else np.nan,
-                    t0 - timer_zero, compliance,
-                )
+            for c, reading in readings.items():
                 self._results[c] = reading
                 values.append(interleave(self._columns(c, reading, 0, 1), elements))
         return self._format_values(np.concatenate(values), s)
