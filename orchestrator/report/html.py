@@ -5,6 +5,7 @@ Renders what :mod:`orchestrator.analysis.run_analysis` computed; computes nothin
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,16 @@ def _write_text(path: Path, text: str) -> None:
     tmp.replace(path)
 
 
+def _models(run: RunDir, results: pd.DataFrame) -> list[dict[str, Any]]:
+    """The zoo entries of the models this run measured, from the manifest copied into the run (MACs, params,
+    file size, source: where an added model came from; none for the zoo's built networks)."""
+    path = run.path / "inputs" / "zoo-manifest.json"
+    if not path.exists() or results.empty:
+        return []
+    used = set(zip(results["model"], results["dtype"]))
+    return [m for m in json.loads(path.read_text()).get("models", []) if (m["name"], m["dtype"]) in used]
+
+
 def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
                  soc_order: list[str] | None = None) -> Path:
     """``soc_order``: how cross-SoC ratios are taken (first / second; else the order recorded in the run, e.g.
@@ -147,6 +158,7 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
         run=meta,
         advice=a.advice,
         boards=_board_tables(a.table),
+        models=_models(run, results),
         figures=figures,
         jobs=_records(jobs.sort_values("job_id")),
         jobs_truncated=many,

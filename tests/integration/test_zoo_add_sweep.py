@@ -48,8 +48,15 @@ def lab(tmp_path: Path, mediapipe_models):
 
 
 @pytest.mark.slow
-def test_sweep_of_a_third_party_model_listed_by_path(tmp_path, lab, mediapipe_models):
+def test_sweep_of_a_third_party_model_added_with_zoo_add_and_by_path(tmp_path, lab, mediapipe_models):
+    """Both ways in: MediaPipe's face detector through ``orchestrator zoo add`` and then named, the uint8
+    fixture listed by path and added on the fly."""
     exp, inv = lab
+    add = orchestrator("zoo", "add", str(tmp_path / "own" / "face_detection_short_range.tflite"), "--zoo",
+                       str(tmp_path / "zoo"), cwd=tmp_path)
+    assert add.returncode == 0, add.stderr + add.stdout
+    assert "face_detection_short_range" in add.stdout
+    exp.write_text(EXPERIMENTS.replace("./own/face_detection_short_range.tflite", "face_detection_short_range"))
     proc = sweep(tmp_path, exp, inv)
     assert proc.returncode == 0, proc.stderr + proc.stdout
 
@@ -81,6 +88,9 @@ def test_sweep_of_a_third_party_model_listed_by_path(tmp_path, lab, mediapipe_mo
     summary = (report.parent / "summary.md").read_text()
     assert "face_detection_short_range" in html and "face_detection_short_range" in summary
     assert "tiny_uint8" in html and "| tiny_uint8 | uint8 |" in summary
+    # the Models table: the added model with its MACs and where it came from
+    assert f"| face_detection_short_range | float32 | 30,760,960 | {info.params:,} |" in summary
+    assert "<td>30,760,960</td>" in html and entry.source in html
     # the roofline table: the model's work per image, from the file (2 x MACs + pooling and adds)
     rows = re.findall(r"<tr><td class=\"l\">localhost</td><td class=\"l\">cpu0[^<]*</td>"
                       r"<td class=\"l\">face_detection_short_range</td>\s*<td class=\"l\">float32</td>"
