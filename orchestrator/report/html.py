@@ -5,7 +5,6 @@ Renders what :mod:`orchestrator.analysis.run_analysis` computed; computes nothin
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -27,6 +26,7 @@ from orchestrator.report.plots import (
 )
 from orchestrator.results.schema import RESULTS
 from orchestrator.results.store import RunDir
+from orchestrator.zoo.manifest import load_manifest
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("orchestrator.report", "templates"),
@@ -124,7 +124,7 @@ def _models(run: RunDir, results: pd.DataFrame) -> list[dict[str, Any]]:
     if not path.exists() or results.empty:
         return []
     used = set(zip(results["model"], results["dtype"]))
-    return [m for m in json.loads(path.read_text()).get("models", []) if (m["name"], m["dtype"]) in used]
+    return [m.model_dump() for m in load_manifest(path).models if (m.name, m.dtype) in used]
 
 
 def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
