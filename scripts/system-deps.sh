@@ -2,7 +2,10 @@
 # Debian packages socfarm needs on the controller (and its tests).
 # Installs only what is missing; does nothing when everything is there.
 set -euo pipefail
-needed=(openssh-server openssh-client iproute2 procps util-linux hostname git make chromium)
+needed=(openssh-server openssh-client iproute2 procps util-linux hostname git make chromium
+        # emulated boards (python -m orchestrator.virtual up --userland emulated): ARM root file systems
+        # built with mmdebstrap, run through qemu-user registered with binfmt_misc
+        qemu-user-static binfmt-support mmdebstrap)
 # A Python without the venv module (Debian's python3 without python3-venv).
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=(python3-venv)
 missing=()

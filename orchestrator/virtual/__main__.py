@@ -7,6 +7,11 @@
 ``DIR/farm.json`` (also after a crash; it first asks a running ``up`` to stop).
 ``status`` prints the record, which boards answer and what exists.
 
+``--userland emulated`` gives each board a real ARM Debian root file system run
+through qemu-user (see orchestrator/virtual/userland.py): provisioning and the
+agent then run on the board's own instruction set and Python; emulated
+timings are not performance figures.
+
 Each board's CLOCK_MONOTONIC is offset from this machine's (by default by
 seconds to hours, different per board; ``--clock-offsets xu3-1=3600,hikey-1=0.5``
 sets some, ``--same-clock`` gives every board this machine's clock).
@@ -37,17 +42,25 @@ from orchestrator.virtual.farm import (
 )
 from orchestrator.virtual.inventory import write_inventory
 
+DEFAULT_SUITE = "bookworm"
 # CLI board kinds: kind -> (SoC, board name prefix)
 KINDS = {"xu3": ("odroid_xu3", "xu3"), "odroid_xu3": ("odroid_xu3", "xu3"),
          "hikey970": ("hikey970", "hikey"), "hikey": ("hikey970", "hikey")}
 
 
-def parse_boards(text: str, sensors: str = "vendor") -> list[BoardSpec]:
-    """'xu3:2,hikey970:1' -> xu3-1, xu3-2, hikey-1."""
+def parse_boards(text: str, sensors: str = "vendor", userland: str = "host") -> list[BoardSpec]:
+    """'xu3:2,hikey970:1' -> xu3-1, xu3-2, hikey-1. With ``userland="emulated"`` every board runs a Debian
+    root file system of its SoC's architecture, bookworm unless the kind says ``@SUITE``
+    ('xu3:1,hikey970:1,hikey970@bullseye:1')."""
+    if userland not in ("host", "emulated"):
+        raise ValueError(f"--userland: 'host' or 'emulated', got {userland!r}")
     specs: list[BoardSpec] = []
     counts: dict[str, int] = {}
     for item in filter(None, (p.strip() for p in text.split(","))):
         kind, _, n = item.partition(":")
+        kind, at, suite = kind.partition("@")
+        if at and userland != "emulated":
+            raise ValueError(f"{item!r}: a Debian suite (@{suite}) needs --userland emulated")
         if kind not in KINDS:
             raise ValueError(f"unknown board kind {kind!r}; known: {', '.join(KINDS)}")
         soc, prefix = KINDS[kind]
@@ -59,7 +72,8 @@ def parse_boards(text: str, sensors: str = "vendor") -> list[BoardSpec]:
             raise ValueError(f"{item!r}: count must be at least 1")
         for _ in range(count):
             counts[prefix] = counts.get(prefix, 0) + 1
-            specs.append(BoardSpec(f"{prefix}-{counts[prefix]}", soc, sensors))
+            specs.append(BoardSpec(f"{prefix}-{counts[prefix]}", soc, sensors,
+                                   userland=(suite or DEFAULT_SUITE) if userland == "emulated" else None))
     if not specs:
         raise ValueError("no boards given")
     return specs
@@ -112,13 +126,14 @@ def _meter(text: str | None) -> dict | None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    specs = with_clock_offsets(parse_boards(args.boards, args.sensors), clock_offsets=args.clock_offsets,
-                               same_clock=args.same_clock)
+    specs = with_clock_offsets(parse_boards(args.boards, args.sensors, args.userland),
+                               clock_offsets=args.clock_offsets, same_clock=args.same_clock)
     meter = _meter(args.meter)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
-    farm = VirtualFarm(Path(args.state), specs, farm_id=args.farm_id, max_lifetime_s=args.max_lifetime_s)
+    farm = VirtualFarm(Path(args.state), specs, farm_id=args.farm_id, max_lifetime_s=args.max_lifetime_s,
+                       log=lambda text: print(text, file=sys.stderr, flush=True))
     t0 = time.monotonic()
     try:
         farm.up()
@@ -189,6 +204,11 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--state", required=True, help="state directory (keys, farm.json, boards/, inventory.yml)")
     up.add_argument("--boards", default="xu3:2,hikey970:1", help="e.g. xu3:2,hikey970:1")
     up.add_argument("--sensors", choices=("vendor", "hwmon"), default="vendor", help="XU3 INA231 layout")
+    up.add_argument("--userland", choices=("host", "emulated"), default="host",
+                    help="host: boards run this machine's programs; emulated: a Debian root file system of the "
+                         "board's architecture (XU3 armhf, HiKey 970 arm64) under qemu-user, bookworm unless "
+                         "a kind says @SUITE (hikey970@bullseye:1); built once per recipe into "
+                         "~/.cache/socfarm-rootfs (SOCFARM_ROOTFS_CACHE)")
     up.add_argument("--max-lifetime-s", type=float, default=3600.0)
     up.add_argument("--ready-timeout-s", type=float, default=30.0)
     up.add_argument("--farm-id", default=None, help="1-6 lowercase letters/digits (default: random)")

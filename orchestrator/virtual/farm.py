@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from orchestrator.virtual import netns, sshd
+from orchestrator.virtual import netns, sshd, userland
 from orchestrator.virtual.activity import NetnsActivity
 from orchestrator.virtual.board_sim import BoardSimulator
 from orchestrator.virtual.sysfs import SocLayout, build_tree, layout_for
@@ -97,6 +97,9 @@ class BoardSpec:
     # the board's CLOCK_MONOTONIC (and CLOCK_BOOTTIME) minus this machine's, in seconds (either sign,
     # as long as the board's clock stays positive); None: default_clock_offset_s(its index in the farm)
     clock_offset_s: float | None = None
+    # None: the board runs this machine's userland; a Debian suite ("bookworm", "bullseye"): a real root
+    # file system of the SoC's architecture (armhf, arm64) under qemu-user (orchestrator/virtual/userland.py)
+    userland: str | None = None
 
     def __post_init__(self) -> None:
         if not NAME_RE.match(self.name):
@@ -108,6 +111,8 @@ class BoardSpec:
         if self.clock_offset_s is not None:
             object.__setattr__(self, "clock_offset_s",
                                _offset_seconds(self.clock_offset_s, f"board {self.name}: clock offset"))
+        if self.userland is not None:
+            userland.recipe_for(self.soc, self.userland, mirror="-")  # validates the suite
 
 
 @dataclass(frozen=True)
@@ -128,6 +133,8 @@ class VirtualBoard:
     log_file: Path
     layout: SocLayout
     cpu_map: dict[str, list[int]] = field(default_factory=dict)
+    # emulated userland: where the board's root is mounted (its sshd chroots there), else None
+    root: Path | None = None
 
     @property
     def name(self) -> str:
@@ -136,7 +143,8 @@ class VirtualBoard:
     def to_json(self) -> dict:
         return {"name": self.name, "soc": self.spec.soc, "sensors": self.spec.sensors, "index": self.index,
                 "netns": self.netns, "address": self.address, "veth_host": self.veth_host,
-                "dir": str(self.dir), "cpu_map": self.cpu_map}
+                "dir": str(self.dir), "cpu_map": self.cpu_map, "userland": self.spec.userland,
+                "root": str(self.root) if self.root else None}
 
 
 def default_cpu_map(layout: SocLayout, real_cpus: list[int] | None = None) -> dict[str, list[int]]:
@@ -154,7 +162,8 @@ class VirtualFarm:
     """``with VirtualFarm(state_dir, [BoardSpec("xu3-1", "odroid_xu3"), ...]) as farm:``"""
 
     def __init__(self, state_dir: Path, boards: list[BoardSpec], *, farm_id: str | None = None,
-                 max_lifetime_s: float = 3600.0, tick_s: float = 0.02, real_cpus: list[int] | None = None):
+                 max_lifetime_s: float = 3600.0, tick_s: float = 0.02, real_cpus: list[int] | None = None,
+                 log=None):
         names = [b.name for b in boards]
         if not boards or len(set(names)) != len(names):
             raise ValueError(f"need at least one board and unique names, got {names}")
@@ -168,6 +177,7 @@ class VirtualFarm:
         self.max_lifetime_s = max_lifetime_s
         self.tick_s = tick_s
         self.real_cpus = real_cpus
+        self.log = log or (lambda text: None)
         self.boards: dict[str, VirtualBoard] = {}
         self.k: int | None = None
         self._sims: dict[str, BoardSimulator] = {}
@@ -243,6 +253,7 @@ class VirtualFarm:
                 return self
             self._closed = threading.Event()
             _preflight()
+            rootfs = self._root_filesystems()  # may take minutes once per recipe: before anything is created
             self._created = time.time()
             self.state_dir.mkdir(parents=True, exist_ok=True)
             self._clear_stale()
@@ -259,6 +270,9 @@ class VirtualFarm:
                     self._create_board_network(b)
                 for b in self.boards.values():
                     self._prepare_board_files(b)
+                    if b.root is not None:
+                        userland.mount_root(b.root, rootfs[b.name], b.dir, binds=(b.sys_root, b.work_dir),
+                                            hostname=b.name, address=b.address)
                 self._write_known_hosts()
                 for b in self.boards.values():
                     self._start_sshd(b)
@@ -372,6 +386,14 @@ class VirtualFarm:
 
     # --- internals --------------------------------------------------------------------------
 
+    def _root_filesystems(self) -> dict[str, Path]:
+        """Each emulated board's root file system, built (or found in the cache) now."""
+        out: dict[str, Path] = {}
+        for spec in self.specs:
+            if spec.userland is not None:
+                out[spec.name] = userland.ensure_rootfs(userland.recipe_for(spec.soc, spec.userland), log=self.log)
+        return out
+
     def _plan(self) -> None:
         boards_dir = self.state_dir / "boards"
         for i, spec in enumerate(self.specs):
@@ -382,7 +404,8 @@ class VirtualFarm:
                 address=f"{SUBNET}.{self.k}.{FIRST_HOST + i}", veth_host=f"sfv{self.farm_id}h{i}",
                 dir=d, sys_root=d / "sys", work_dir=d / "work", host_key=d / "ssh_host_ed25519_key",
                 sshd_config=d / "sshd_config", pid_file=d / "sshd.pid", log_file=d / "sshd.log",
-                layout=layout, cpu_map=default_cpu_map(layout, self.real_cpus))
+                layout=layout, cpu_map=default_cpu_map(layout, self.real_cpus),
+                root=userland.root_mountpoint(self.farm_id, spec.name) if spec.userland else None)
 
     def _check_names_free(self) -> None:
         """Refuse to start (before recording anything) if another farm uses our names."""
@@ -458,7 +481,7 @@ class VirtualFarm:
         sshd.ensure_key(b.host_key, f"root@{b.name}")
         b.sshd_config.write_text(sshd.render_config(
             address=b.address, host_key=b.host_key, pid_file=b.pid_file,
-            authorized_keys=self.key_file.with_name(self.key_file.name + ".pub")))
+            authorized_keys=self.key_file.with_name(self.key_file.name + ".pub"), chroot=b.root))
 
     def _write_known_hosts(self) -> None:
         lines = [f"{b.address} {sshd.public_key(b.host_key)}" for b in self.boards.values()]

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from orchestrator.virtual.farm import VirtualBoard, VirtualFarm
+from orchestrator.virtual.userland import emulation
 
 GROUPS = ("odroid_xu3", "hikey970")  # inventory group = our SoC name
 METER_DEFAULTS = {"kind": "b2900", "resource": None, "measures": "board_supply", "voltage_v": 12.0,
@@ -132,6 +133,7 @@ def render_inventory(farm: VirtualFarm, *, meter: dict | None = None, meters: Se
             offset_s = farm.clock_offset_ns(b.name) / 1e9
             lines += [f"        {b.name}:",
                       f"          # clock: CLOCK_MONOTONIC = this machine's {offset_s:+.9f} s",
+                      *([f"          socfarm_emulated: {_s(emulation(b.spec))}"] if b.spec.userland else []),
                       f"          ansible_host: {b.address}",
                       f"          socfarm_work_dir: {_s(b.work_dir)}",
                       f"          socfarm_sysfs_root: {_s(b.sys_root)}"]

@@ -79,6 +79,21 @@ def is_mountpoint(path: Path) -> bool:
         return False
 
 
+def unmount_tree(path: Path) -> None:
+    """Unmount ``path`` and everything mounted below it (lazily where busy), then remove the empty mount
+    point and its parent if that is empty too (an emulated board's root, see userland.py)."""
+    if not Path(path).exists():
+        return
+    if run("umount", "-R", str(path), check=False).returncode != 0 and is_mountpoint(path):
+        run("umount", "-R", "-l", str(path), check=False)
+    if not is_mountpoint(path):
+        for folder in (Path(path), Path(path).parent):
+            try:
+                folder.rmdir()
+            except OSError:
+                break
+
+
 def alive(pid: int) -> bool:
     """True for a running process (zombies count as gone)."""
     try:

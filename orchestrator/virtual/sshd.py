@@ -33,7 +33,9 @@ def public_key(path: Path) -> str:
     return f"{kind} {b64}"
 
 
-def render_config(*, address: str, host_key: Path, pid_file: Path, authorized_keys: Path) -> str:
+def render_config(*, address: str, host_key: Path, pid_file: Path, authorized_keys: Path,
+                  chroot: Path | None = None) -> str:
+    """``chroot``: every session runs in that root (an emulated userland, see userland.py)."""
     return "\n".join([
         "# generated for a virtual board; see orchestrator/virtual/farm.py",
         f"ListenAddress {address}",
@@ -58,6 +60,7 @@ def render_config(*, address: str, host_key: Path, pid_file: Path, authorized_ke
         "Subsystem sftp internal-sftp",
         "AcceptEnv LANG LC_*",
         "LogLevel INFO",
+        *([f"ChrootDirectory {chroot}"] if chroot else []),
         "",
     ])
 

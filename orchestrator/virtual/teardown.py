@@ -68,6 +68,8 @@ def leftovers_of(record: dict | None) -> list[str]:
             found.append(f"netns {b['netns']}")
         if netns.is_mountpoint(_sys_root(b)):
             found.append(f"mount {_sys_root(b)}")
+        if b.get("root") and netns.is_mountpoint(Path(b["root"])):
+            found.append(f"mount {b['root']}")
         if netns.netns_mounted(b["netns"]):
             found.append(f"mount /run/netns/{b['netns']}")
         if b["veth_host"] in link_names:
@@ -106,6 +108,8 @@ def teardown(state_dir: Path, *, timeout_s: float = 15.0) -> list[str]:
         if left:
             raise FarmError(f"{b['name']}: processes survive SIGKILL: {sorted(left)}")
     for b in record["boards"]:
+        if b.get("root"):  # an emulated userland: its root holds binds of the sysfs tree and work folder
+            netns.unmount_tree(Path(b["root"]))
         sys_root = _sys_root(b)
         for _ in range(10):  # a failed start may have stacked mounts; never loop for ever
             if not netns.is_mountpoint(sys_root):
