@@ -69,16 +69,34 @@ def _claim_stdout() -> IO[str]:
 
 
 def _version(out: IO[str]) -> int:
-    from device_agent.runtime import import_runtime
+    """Agent, runtime and numpy versions as one JSON line, after running the self-check model.
 
-    runtime: Optional[Dict[str, str]] = None
+    A runtime that cannot run it (none importable, a numpy ABI mismatch) is a ``RuntimeMissing``: the
+    line then has ``error`` and ``message``, the message goes to stderr too, and the exit code is 2.
+    """
+    info: Dict[str, Any] = {"agent_version": AGENT_VERSION, "runtime": None,
+                            "python": "%d.%d.%d" % sys.version_info[:3]}
     try:
-        runtime = import_runtime().describe()
+        try:
+            import numpy
+
+            from device_agent.runtime import import_runtime
+            from device_agent.selfcheck import self_check
+        except ImportError as exc:
+            raise RuntimeMissing("numpy cannot be imported on Python %s: %s" % (info["python"], exc))
+        info["numpy"] = numpy.__version__
+        runtime = import_runtime()
+        info["runtime"] = runtime.describe()
+        info["self_check"] = self_check(runtime)
     except RuntimeMissing as exc:
         print(str(exc), file=sys.stderr)
-    out.write(json.dumps({"agent_version": AGENT_VERSION, "runtime": runtime}) + "\n")
+        info.update(error=type(exc).__name__, message=str(exc))
+        out.write(json.dumps(info) + "\n")
+        out.flush()
+        return exc.exit_code
+    out.write(json.dumps(info) + "\n")
     out.flush()
-    return 0 if runtime is not None else RuntimeMissing().exit_code
+    return 0
 
 
 def _membw(args: argparse.Namespace, out: IO[str]) -> int:

@@ -7,8 +7,9 @@ The interpreter module is ``ai_edge_litert.interpreter`` if it imports, else
 from __future__ import annotations
 
 import importlib
+import sys
 from dataclasses import dataclass
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -20,6 +21,21 @@ CANDIDATES: Tuple[Tuple[str, str], ...] = (
     ("tflite_runtime", "tflite-runtime"),
 )
 FLOAT_INPUT_RANGE = (-1.0, 1.0)
+# What a runtime built against another numpy ABI raises (lower case), when the interpreter's extension
+# first uses numpy's C API: tflite-runtime 2.14 with numpy 1.19 ("module compiled against API version 0x10
+# but this version of numpy is 0xd", printed, then the ImportError), a numpy-1.x build with numpy 2
+# ("_ARRAY_API not found"), a mismatch of numpy's struct sizes ("numpy.dtype size changed").
+ABI_MARKERS: Tuple[str, ...] = (
+    "numpy.core.multiarray failed to import",
+    "numpy.core._multiarray_umath failed to import",
+    "numpy._core.multiarray failed to import",
+    "compiled against api version",
+    "compiled against abi version",
+    "compiled using numpy 1.x cannot be run in",
+    "_array_api not found",
+    "numpy.dtype size changed",
+    "numpy.ufunc size changed",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +46,11 @@ class Runtime:
 
     def describe(self) -> Dict[str, str]:
         return {"module": self.module_name, "version": self.version}
+
+    @property
+    def distribution(self) -> str:
+        """The runtime's name on the package index (``tflite-runtime``)."""
+        return dict(CANDIDATES).get(self.module_name, self.module_name)
 
 
 @dataclass(frozen=True)
@@ -49,7 +70,8 @@ def import_runtime() -> Runtime:
             failures.append("%s.interpreter: %s: %s" % (package, type(exc).__name__, exc))
             continue
         return Runtime(module_name=package, version=_version(package, dist), interpreter_module=module)
-    raise RuntimeMissing("no TFLite interpreter module importable (" + "; ".join(failures) + ")")
+    raise RuntimeMissing("no TFLite interpreter module importable with numpy %s on Python %d.%d.%d (%s)"
+                         % ((np.__version__,) + tuple(sys.version_info[:3]) + ("; ".join(failures),)))
 
 
 def _version(package: str, dist: str) -> str:
@@ -69,12 +91,47 @@ def _version(package: str, dist: str) -> str:
     return "unknown"
 
 
+def abi_mismatch(exc: BaseException) -> Optional[str]:
+    """The exceptions of ``exc``'s chain (causes and contexts) that show a numpy ABI mismatch between
+    the runtime's extension and the installed numpy, as ``"Type: message; ..."``; None if none does."""
+    found: List[str] = []
+    seen = set()
+    todo: List[Optional[BaseException]] = [exc]
+    while todo:
+        current = todo.pop(0)
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        text = "%s: %s" % (type(current).__name__, current)
+        if any(marker in text.lower() for marker in ABI_MARKERS):
+            found.append(text)
+        todo.extend([current.__cause__, current.__context__])
+    return "; ".join(found) if found else None
+
+
+def numpy_abi_error(runtime: Runtime, detail: str) -> RuntimeMissing:
+    """The RuntimeMissing of a runtime that cannot work with this numpy, naming both versions."""
+    return RuntimeMissing(
+        "the TFLite runtime %s %s does not work with numpy %s (Python %d.%d.%d): numpy ABI mismatch (%s); "
+        "install the numpy this runtime was built for (the runtime role's wheel table says which) and "
+        "provision again" % ((runtime.distribution, runtime.version, np.__version__) + tuple(sys.version_info[:3])
+                             + (detail,)))
+
+
 def load_interpreter(runtime: Runtime, model_path: str, num_threads: int) -> Any:
-    """Create the interpreter with ``num_threads`` and allocate its tensors."""
+    """Create the interpreter with ``num_threads`` and allocate its tensors.
+
+    A numpy ABI mismatch surfaces here (the extension imports numpy's C API when the first interpreter
+    is made): it is the runtime's fault, not the model's, so it is a ``RuntimeMissing`` naming the
+    runtime and numpy versions; any other failure is a ``ModelError``.
+    """
     try:
         interpreter = runtime.interpreter_module.Interpreter(model_path=model_path, num_threads=num_threads)
         interpreter.allocate_tensors()
     except Exception as exc:
+        detail = abi_mismatch(exc)
+        if detail is not None:
+            raise numpy_abi_error(runtime, detail)
         raise ModelError("cannot load model %s: %s: %s" % (model_path, type(exc).__name__, exc))
     return interpreter
 

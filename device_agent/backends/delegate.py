@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 from device_agent.backends.base import Backend
 from device_agent.backends.tflite import prepare
 from device_agent.errors import ModelError, SpecError
-from device_agent.runtime import Runtime
+from device_agent.runtime import Runtime, abi_mismatch, numpy_abi_error
 from device_agent.verdict import DelegateUse
 
 DELEGATE_OP = "DELEGATE"
@@ -71,6 +71,9 @@ def open_gpu(runtime: Runtime, model_path: str, threads: int, seed: int, delegat
         interpreter = module.Interpreter(**kwargs)
         interpreter.allocate_tensors()
     except Exception as exc:
+        detail = abi_mismatch(exc)
+        if detail is not None:
+            raise numpy_abi_error(runtime, detail)
         raise ModelError("cannot load model %s with delegate %s: %s: %s"
                          % (model_path, delegate_path, type(exc).__name__, exc))
     model = prepare(interpreter, seed, expected_shape)

@@ -148,7 +148,8 @@ def test_version_command():
     lines = run.stdout.splitlines()
     assert len(lines) == 1
     info = json.loads(lines[0])
-    assert set(info) == {"agent_version", "runtime"}
+    # the runtime, numpy and Python versions, and the self-check model's output (test_runtime_selfcheck.py)
+    assert set(info) == {"agent_version", "runtime", "numpy", "python", "self_check"}
     assert info["runtime"]["module"] == "ai_edge_litert"
 
 
