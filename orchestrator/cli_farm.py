@@ -176,6 +176,8 @@ def farm_status(
             "address": board.address,
             "lease": None if lease is None or leases.is_stale(lease) else lease.describe(),
             "runtime": f"{f.get('runtime_module')} {f.get('runtime_version')}" if f else None,
+            "arch": f.get("arch") if f else None,
+            "glibc": f.get("glibc") if f else None,
             "last_run": last.get(board.name, {}).get("last_run"),
             "quarantined": last.get(board.name, {}).get("quarantined_in"),
         })
@@ -183,11 +185,12 @@ def farm_status(
         out.print_json(json.dumps(rows))
         return
     table = Table(title=f"{len(rows)} boards in {inventory}")
-    for col in ("board", "soc", "address", "lease", "runtime", "last run", "last quarantine"):
+    for col in ("board", "soc", "address", "lease", "runtime", "userland", "last run", "last quarantine"):
         table.add_column(col)
     for r in rows:
+        userland = f"{r['arch']}, glibc {r['glibc']}" if r["arch"] else "–"
         table.add_row(r["board"], r["soc"], r["address"] or "", r["lease"] or "free", r["runtime"] or "not provisioned",
-                      r["last_run"] or "–", r["quarantined"] or "–")
+                      userland, r["last_run"] or "–", r["quarantined"] or "–")
     out.print(table)
 
 

@@ -37,6 +37,7 @@ class BoardFacts:
     hostname: str
     usable_cpus: tuple[int, ...]
     topology: dict[str, Any] = field(default_factory=dict)
+    glibc: str = "unknown"  # board_base's board_base_glibc_version ("2.36"); the runtime wheels depend on it
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> "BoardFacts":
@@ -60,6 +61,7 @@ class BoardFacts:
                 hostname=str(cached.get("ansible_hostname", cached.get("hostname", board))),
                 usable_cpus=tuple(topology.get("usable_cpus", ())),
                 topology=topology,
+                glibc=str(cached.get("board_base_glibc_version") or "unknown"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProvisionError(f"{board}: provisioning left incomplete facts ({exc!r} missing)") from None
