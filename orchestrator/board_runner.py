@@ -97,7 +97,10 @@ def result_row(
     power: dict[str, Any],
     thermal: ThermalSpec | None = None,
     cooldown: Cooldown | None = None,
+    emulated: str | None = None,
 ) -> dict[str, Any]:
+    """The job's results row (schema ``RESULTS``); ``emulated``: the board's ``Board.emulated`` (what emulated
+    its userland, null for a real board), carried by every row so that its timings stay labelled."""
     summary = outcome.summary or {}
     started = outcome.started or {}
     runtime = started.get("runtime") or {}
@@ -112,6 +115,7 @@ def result_row(
         "soc": job.soc,
         "hostname": str(started.get("hostname", facts.hostname)),
         "arch": facts.arch,
+        "emulated": emulated,
         "component": job.component,
         "component_class": job.component_class,
         "cpus": list(job.cpus),
@@ -227,6 +231,8 @@ class BoardRunner:
     def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
         """The board's jobs one at a time; transient failures are retried, a failing board quarantined."""
         pending = list(jobs)
+        if self.board.emulated and pending:
+            self.progress.board_emulated(self.board.name, self.board.emulated)
         try:
             self._isolated = IsolatedBaselines.from_store(self.run, self.board.name)
             transport = open_transport(self.board, self.facts)
@@ -475,7 +481,7 @@ class BoardRunner:
         latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
                                  run.run_id, job.job_id)
         row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power(), self.board.thermal,
-                         self._cooldown)
+                         self._cooldown, self.board.emulated)
         power = self._power(job, summary, transport, local_dir, meter, capture, clock, row)
 
         if len(power):

@@ -51,6 +51,7 @@ def sweep(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
 ) -> None:
     """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
+    from orchestrator.analysis.emulation import emulation_status, emulation_status_text
     from orchestrator.analysis.energy import energy_status, energy_status_text
     from orchestrator.progress import SweepProgress
     from orchestrator.results.store import Store
@@ -73,6 +74,7 @@ def sweep(
     outcome = runner.run(resume=run)
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
     energy = energy_status(outcome.run) if outcome.run.done_job_ids() else None
+    emulated = emulation_status(outcome.run) if outcome.run.done_job_ids() else None
     summary = {
         "run_id": outcome.run.run_id,
         "run_dir": str(outcome.run.path),
@@ -84,6 +86,7 @@ def sweep(
         "report": str(outcome.report) if outcome.report else None,
         "regressions": verdicts,
         "energy": energy,
+        "emulated": emulated,  # board -> what emulated its userland (its timings are not performance figures)
     }
     if as_json:
         out.print_json(json.dumps(summary))
@@ -93,6 +96,8 @@ def sweep(
             f"{summary['invalid']} invalid, {summary['failed']} failed; results in {summary['run_dir']}",
             highlight=False,
         )
+        if emulated is not None:
+            out.print(emulation_status_text(emulated), highlight=False, markup=False)
         if energy is not None:
             out.print(energy_status_text(energy), highlight=False, markup=False)
         for board, reason in outcome.quarantined.items():

@@ -9,7 +9,24 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_text
 from orchestrator.jobs import Job
+
+#: after the throughput of a job whose board's userland is emulated (its timings are the emulator's); no
+#: square brackets: the live display reads job lines as rich markup
+EMULATED_LABEL = "(emulated)"
+
+
+def timing_text(row: dict[str, Any]) -> str:
+    """'12.3 img/s', or '12.3 img/s (emulated)' for a row of a board with an emulated userland."""
+    text = f"{row['throughput_ips']:.1f} img/s"
+    return text + f" {EMULATED_LABEL}" if emulation_text(row.get("emulated")) else text
+
+
+def emulated_note(board: str, emulation: str) -> str:
+    """Said once per board before its jobs: why its job lines say (emulated)."""
+    return (f"{board}: emulated userland ({emulation}): its {NOT_PERFORMANCE}; its job lines say "
+            f"{EMULATED_LABEL}")
 
 
 def power_text(row: dict[str, Any]) -> str:
@@ -42,6 +59,12 @@ class SweepProgress:
     def note(self, text: str) -> None:
         if self.enabled:
             self.console.print(text, highlight=False, soft_wrap=True)
+
+    def board_emulated(self, board: str, emulation: str) -> None:
+        """Once per board with an emulated userland, before its jobs (plain text: the emulation is the
+        inventory's words, not markup)."""
+        if self.enabled:
+            self.console.print(emulated_note(board, emulation), highlight=False, soft_wrap=True, markup=False)
 
     def provision_step(self, text: str) -> None:
         if self.live:
@@ -81,7 +104,7 @@ class SweepProgress:
             self._progress.update(self._tasks[job.board], description=text)
 
     def job_done(self, job: Job, row: dict[str, Any]) -> None:
-        self._advance(job, f"{job.describe()}: {row['throughput_ips']:.1f} img/s{power_text(row)} {row['verdict']}")
+        self._advance(job, f"{job.describe()}: {timing_text(row)}{power_text(row)} {row['verdict']}")
 
     def job_failed(self, job: Job, message: str) -> None:
         self._advance(job, f"{job.describe()}: FAILED")

@@ -204,6 +204,7 @@ def import_csv(store: Store, path: Path, source: str | None = None, run_id: str 
             "component_class": r["component_class"], "cpus": [], "model": r["model"],
             "model_display": r["model"], "dtype": r["dtype"], "repeat": 1, "git_revision": "import",
             "throughput_ips": r["throughput"], "verdict": "VALID",
+            "emulated": None,  # measured elsewhere: nothing says an emulator ran it (schema 4)
             "reasons": [f"imported from {path.name} line {r['line']}; measurement rules not checked"]
             + ([] if r["class_given"] else
                [f"component_class {r['component_class']} inferred from the name {r['component']!r}"]),

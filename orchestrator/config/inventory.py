@@ -186,6 +186,18 @@ class Board(Strict):
                                                           "recorded, no cool-down")
     meter: MeterSpec | None = None
     ssh: SshSpec = SshSpec()
+    emulated: str | None = Field(None, description="the board's userland is emulated (e.g. 'qemu-user armhf, "
+                                                   "Debian 12' on a virtual board): what emulates it. Its "
+                                                   "timings are then not performance figures and are labelled "
+                                                   "so; none: a real board (or the controller's own userland)")
+
+    @field_validator("emulated")
+    @classmethod
+    def _says_what_emulates(cls, emulated: str | None) -> str | None:
+        if emulated is not None and not emulated.strip():
+            raise ValueError("an empty description: say what emulates the board (e.g. 'qemu-user armhf, "
+                             "Debian 12'), or leave it out for a real board")
+        return emulated.strip() if emulated is not None else None
 
     @model_validator(mode="after")
     def _unique_components(self) -> "Board":

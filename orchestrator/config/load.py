@@ -135,6 +135,7 @@ _INVENTORY_VARS = {
     "gpu": "socfarm_gpu",
     "power_sensors": "socfarm_power_sensors",
     "thermal": "socfarm_thermal",
+    "emulated": "socfarm_emulated",
 }
 
 
@@ -163,6 +164,7 @@ def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
             "power_sensors": hv.get("socfarm_power_sensors"),
             "thermal": hv.get("socfarm_thermal"),
             "meter": hv.get("socfarm_meter"),
+            "emulated": hv.get("socfarm_emulated"),
             "ssh": {k: v for k, v in ssh.items() if v is not None},
         }
         raw = {k: v for k, v in raw.items() if v is not None}

@@ -7,7 +7,9 @@ import pyarrow as pa
 # 2: per-job clock estimates, energy definitions, meter rate, simulated power
 # 3: thermal state per job (temp_start_c, temp_max_c, cooldown_wait_s, temp_simulated); freq_below_s also
 #    counts the time a domain nobody pinned was throttled
-SCHEMA_VERSION = 3
+# 4: emulated (the board's userland was emulated, e.g. qemu-user on a virtual board: its timings are not
+#    performance figures); files of versions 2 and 3 read it as null (a real board)
+SCHEMA_VERSION = 4
 
 # One row per finished job: the measurement summary plus its provenance.
 RESULTS = pa.schema(
@@ -21,6 +23,10 @@ RESULTS = pa.schema(
         ("soc", pa.string()),
         ("hostname", pa.string()),
         ("arch", pa.string()),
+        # what emulated the board's userland (the inventory's socfarm_emulated, e.g. "qemu-user armhf,
+        # Debian 12"): every timing of the row (throughput, latencies, window) is then the emulator's, not a
+        # performance figure of the SoC; null: a real board (or the controller's own userland)
+        ("emulated", pa.string()),
         ("component", pa.string()),
         ("component_class", pa.string()),
         ("cpus", pa.list_(pa.int32())),
