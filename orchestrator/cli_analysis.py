@@ -44,7 +44,7 @@ def _run_cross_soc(run, soc_order: Optional[list[str]]):
     from orchestrator.analysis.tables import read_columns
 
     results = read_columns(run, "results", list(dict.fromkeys(SOURCE_COLUMNS + ["job_id", "verdict",
-                                                                                 "throughput_ips"])))
+                                                                                 "throughput_ips", "emulated"])))
     table = throughput_table(results, pd.DataFrame({"job_id": pd.Series(dtype=str),
                                                     "latency_ms": pd.Series(dtype=float)}))
     pairs = cross_soc(table, soc_order or run.meta.get("soc_order"))
@@ -53,7 +53,8 @@ def _run_cross_soc(run, soc_order: Optional[list[str]]):
 
 def _print_cross_soc(summary) -> None:
     """One block per SoC pair (its direction and why), one line per class/dtype/frequency: the per-model
-    ratios, then the geometric and arithmetic means."""
+    ratios, then the geometric and arithmetic means; a line with an emulated side says so."""
+    from orchestrator.analysis.emulation import NOT_PERFORMANCE
     from orchestrator.analysis.series import freq_label
 
     if summary.empty:
@@ -66,7 +67,9 @@ def _print_cross_soc(summary) -> None:
             models = ", ".join(f"{m['model']} {m['ratio']:.2f}" for m in c["per_model"])
             out.print(f"  {c['component_class']:<6} {c['dtype']}{' @ ' + freq if freq else ''}: {models}; "
                       f"geometric mean {c['geomean_ratio']:.2f}, arithmetic mean {c['mean_ratio']:.2f} "
-                      f"({c['models']} models)", markup=False, highlight=False)
+                      f"({c['models']} models)"
+                      + (f" [{c['emulated']}: {NOT_PERFORMANCE}]" if c.get("emulated") else ""),
+                      markup=False, highlight=False)
 
 
 def _summary_json(summary) -> list[dict]:

@@ -9,6 +9,7 @@ analysis already has (no new measurement), so the same run always gives the same
   across boards or runs) while others of the run were pinned;
 - ``coexec``: co-execution series without isolated measurements of the same setting (no gain figure);
 - ``energy``: idle power that drifted between the start and the end of a board's share; simulated power;
+- ``emulated``: boards whose userland was emulated (their timings are the emulator's);
 - ``invalid``: the most frequent reasons jobs were INVALID.
 """
 
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from orchestrator.analysis.emulation import emulated_boards
 from orchestrator.analysis.regress import RegressSettings
 from orchestrator.analysis.series import keyed
 
@@ -31,7 +33,7 @@ MIN_REPEATS = RegressSettings.min_repeats  # fewer and a regression check says "
 
 @dataclass(frozen=True)
 class Advice:
-    topic: str  # thermal | repeats | frequency | coexec | energy | invalid
+    topic: str  # thermal | repeats | frequency | coexec | energy | emulated | invalid
     severity: str  # warning (figures are affected) | note (worth knowing)
     text: str
 
@@ -122,6 +124,18 @@ def _energy(idle: pd.DataFrame, power_simulated: str) -> list[Advice]:
     return out
 
 
+def _emulated(results: pd.DataFrame) -> list[Advice]:
+    boards = emulated_boards(results)
+    if not boards:
+        return []
+    emulations = "; ".join(dict.fromkeys(boards.values()))
+    return [Advice("emulated", "note",
+                   f"timings of board{'s' if len(boards) > 1 else ''} {', '.join(boards)} are from an emulated "
+                   f"userland ({emulations}): not performance figures; throughput, latencies and every ratio made "
+                   "of them show that the pipeline works, not how fast the SoC is: measure on the real boards for "
+                   "figures.")]
+
+
 def _invalid(results: pd.DataFrame) -> list[Advice]:
     bad = results[results["verdict"] != "VALID"]
     if bad.empty:
@@ -142,6 +156,6 @@ def _invalid(results: pd.DataFrame) -> list[Advice]:
 def advise(results: pd.DataFrame, table: pd.DataFrame, coexec: pd.DataFrame, idle: pd.DataFrame,
            power_simulated: str) -> list[Advice]:
     """Findings of one run, warnings first."""
-    found = (_thermal(results) + _invalid(results) + _energy(idle, power_simulated) + _frequency(table)
-             + _repeats(table) + _coexec(coexec))
+    found = (_thermal(results) + _invalid(results) + _energy(idle, power_simulated) + _emulated(results)
+             + _frequency(table) + _repeats(table) + _coexec(coexec))
     return sorted(found, key=lambda a: a.severity != "warning")

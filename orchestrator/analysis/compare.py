@@ -15,6 +15,12 @@ Rows are matched on their series (:mod:`orchestrator.analysis.series`) minus
 the one thing the ratio is about: int8 / float32 matches everything but the
 dtype and the model file; SoC / SoC matches class, model file, dtype and
 frequency setting; run / baseline matches everything but the versions.
+
+A side measured on a board with an emulated userland
+(:mod:`orchestrator.analysis.emulation`) is named: SoC / SoC ratios carry
+``emulated_a`` / ``emulated_b`` and their summary an ``emulated`` text; a run /
+baseline pair where only one side is emulated gets no ratio (emulator against
+SoC is no comparison) and says why in ``note``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.analysis.component_names import soc_key, soc_year
+from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_column, emulation_of
 from orchestrator.analysis.series import COMPARE_KEYS, SERIES_KEYS, keyed
 from orchestrator.errors import ConfigError
 
@@ -71,8 +78,11 @@ CLASS_ORDER = ("little", "big", "cpu", "gpu", "npu")
 
 
 def _best_per_class(table: pd.DataFrame) -> pd.DataFrame:
-    t = keyed(table).dropna(subset=["throughput_ips"])
-    return t.groupby(["soc"] + _CROSS_KEYS, sort=False)["throughput_ips"].max().reset_index()
+    """Per SoC and cross key: the fastest series' throughput, and whether that one was emulated."""
+    t = keyed(table).dropna(subset=["throughput_ips"]).reset_index(drop=True)
+    t = t.assign(emulated=emulation_column(t), throughput_ips=pd.to_numeric(t["throughput_ips"]))
+    best = t.groupby(["soc"] + _CROSS_KEYS, sort=False)["throughput_ips"].idxmax()
+    return t.loc[best.to_numpy(), ["soc"] + _CROSS_KEYS + ["throughput_ips", "emulated"]].reset_index(drop=True)
 
 
 def order_socs(socs, soc_order=None) -> list[str]:
@@ -127,10 +137,11 @@ def cross_soc(table: pd.DataFrame, soc_order=None) -> pd.DataFrame:
 
     Which SoC is ``a`` (the numerator): see :func:`soc_pairs` (``soc_order`` first, else newer / older);
     ``direction`` is ``"a / b"`` and ``basis`` says why. A class with several components on one SoC (two
-    'cpu' clusters) is represented by its fastest one.
+    'cpu' clusters) is represented by its fastest one; ``emulated_a`` / ``emulated_b``: what emulated the
+    userland of that one's board (``""``: a real board).
     """
     cols = ["soc_a", "soc_b", "direction", "basis", "component_class", "model", "model_display", "dtype",
-            "freq_setting", "ips_a", "ips_b", "ratio"]
+            "freq_setting", "ips_a", "ips_b", "ratio", "emulated_a", "emulated_b"]
     if table.empty:
         if soc_order:
             order_socs([], soc_order)  # names nothing that is here
@@ -155,34 +166,60 @@ def cross_soc_summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per (soc_a, soc_b, class, dtype, frequency setting): the per-model ratios (``per_model``: a list of
     ``{"model", "ratio"}``), their geometric mean (``geomean_ratio``: 2x and 0.5x cancel) and their arithmetic
     mean (``mean_ratio``: what a plain average of the table gives; larger, and not the reciprocal of the other
-    direction's).  ``direction`` and ``basis`` as in :func:`cross_soc`."""
+    direction's).  ``direction`` and ``basis`` as in :func:`cross_soc`; ``emulated``: which side ran in an
+    emulated userland (``"exynos5422 emulated (qemu-user armhf, Debian 12)"``; ``""``: neither), and a
+    per-model entry with an emulated side says ``"emulated": True``."""
     cols = ["soc_a", "soc_b", "direction", "basis", "component_class", "dtype", "freq_setting", "models",
-            "geomean_ratio", "mean_ratio", "per_model"]
+            "geomean_ratio", "mean_ratio", "per_model", "emulated"]
     if pairs.empty:
         return pd.DataFrame(columns=cols)
     keys = ["soc_a", "soc_b", "direction", "basis", "component_class", "dtype", "freq_setting"]
+    pairs = pairs.assign(emulated_a=emulation_column(pairs, "emulated_a"),
+                         emulated_b=emulation_column(pairs, "emulated_b"))
     rows = []
     for key, g in pairs.groupby(keys, sort=False):
         ratios = pd.to_numeric(g["ratio"], errors="coerce")
         label = g["model_display"].where(g["model_display"].astype(str) != "", g["model"])
-        rows.append({**dict(zip(keys, key)), "models": int(ratios.notna().sum()), "geomean_ratio": geomean(ratios),
+        either = (g["emulated_a"] != "") | (g["emulated_b"] != "")
+        row = dict(zip(keys, key))
+        sides = [f"{row[soc]} emulated ({emulation_of(g[col])})" for soc, col in
+                 (("soc_a", "emulated_a"), ("soc_b", "emulated_b")) if (g[col] != "").any()]
+        rows.append({**row, "models": int(ratios.notna().sum()), "geomean_ratio": geomean(ratios),
                      "mean_ratio": float(ratios.mean()),
-                     "per_model": [{"model": str(m), "ratio": float(r)} for m, r in zip(label, ratios)]})
+                     "per_model": [{"model": str(m), "ratio": float(r), **({"emulated": True} if e else {})}
+                                   for m, r, e in zip(label, ratios, either)],
+                     "emulated": "; ".join(sides)})
     return pd.DataFrame(rows, columns=cols)
 
 
 def baseline_comparison(current: pd.DataFrame, baseline: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     """Per series (matched on everything but the versions): throughput current / baseline; and their
-    geometric mean. A series on one side only has no ratio."""
+    geometric mean. A series on one side only has no ratio; nor has one emulated on one side only (``note``
+    says which: an emulator's timings against a real board's are no comparison). ``emulated`` and
+    ``baseline_emulated``: what emulated each side's userland (``""``: a real board)."""
     labels = ["component_label", "model_label"]
-    cols = COMPARE_KEYS + labels + ["ips", "baseline_ips", "ratio"]
+    cols = COMPARE_KEYS + labels + ["ips", "baseline_ips", "ratio", "emulated", "baseline_emulated", "note"]
     if current.empty or baseline.empty:
         return pd.DataFrame(columns=cols), float("nan")
     current, baseline = keyed(current), keyed(baseline)
-    m = current[COMPARE_KEYS + labels + ["throughput_ips"]].merge(
-        baseline[COMPARE_KEYS + labels + ["throughput_ips"]], on=COMPARE_KEYS, suffixes=("", "_base"), how="outer")
+    current = current.assign(emulated=emulation_column(current))
+    baseline = baseline.assign(emulated=emulation_column(baseline))
+    m = current[COMPARE_KEYS + labels + ["throughput_ips", "emulated"]].merge(
+        baseline[COMPARE_KEYS + labels + ["throughput_ips", "emulated"]], on=COMPARE_KEYS, suffixes=("", "_base"),
+        how="outer")
     for label in labels:
         m[label] = m[label].fillna(m[label + "_base"])
-    m = m.rename(columns={"throughput_ips": "ips", "throughput_ips_base": "baseline_ips"})
+    m = m.rename(columns={"throughput_ips": "ips", "throughput_ips_base": "baseline_ips",
+                          "emulated_base": "baseline_emulated"})
+    m["emulated"] = m["emulated"].fillna("")
+    m["baseline_emulated"] = m["baseline_emulated"].fillna("")
     m["ratio"] = m["ips"] / m["baseline_ips"]
+    mixed = m["ips"].notna() & m["baseline_ips"].notna() & ((m["emulated"] != "") != (m["baseline_emulated"] != ""))
+    m.loc[mixed, "ratio"] = np.nan
+    m["note"] = ""
+    m.loc[mixed & (m["emulated"] != ""), "note"] = "not compared: emulated in this run, a real board in the baseline"
+    m.loc[mixed & (m["baseline_emulated"] != ""), "note"] = ("not compared: emulated in the baseline, a real board "
+                                                             "in this run")
+    both = (m["emulated"] != "") & (m["baseline_emulated"] != "")
+    m.loc[both, "note"] = f"emulated on both sides: {NOT_PERFORMANCE}"
     return m[cols], geomean(m["ratio"])

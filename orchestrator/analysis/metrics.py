@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from orchestrator.analysis.emulation import emulation_column
 from orchestrator.analysis.series import SERIES_KEYS, with_labels, with_series
 
 KEYS = SERIES_KEYS
@@ -17,21 +18,25 @@ def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataF
     Throughput is the mean over repeats of each job's images/s; latency
     percentiles are over every measured inference of those jobs pooled.
     Only VALID jobs count; ``invalid`` says how many were left out; ``temp_max_c`` is the hottest zone
-    reading over all of the series' jobs (null where no zone was watched).
+    reading over all of the series' jobs (null where no zone was watched); ``emulated`` what emulated the
+    board's userland (:mod:`orchestrator.analysis.emulation`; ``""``: a real board, or no such column).
     """
     if results.empty:
         return pd.DataFrame(columns=KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid",
-                                            "temp_max_c", "component_label", "model_label"])
+                                            "temp_max_c", "emulated", "component_label", "model_label"])
     if not set(KEYS) <= set(results.columns):
         results = with_series(results)
     temps = results["temp_max_c"] if "temp_max_c" in results.columns else pd.Series(np.nan, index=results.index)
+    # a narrow copy, not the whole row set; emulated: null where not, so that "first" finds the description
+    emulated = emulation_column(results)
     results = results[["job_id", "verdict", "throughput_ips"] + KEYS].assign(
-        temp_max_c=pd.to_numeric(temps, errors="coerce"))  # a narrow copy, not the whole row set
+        temp_max_c=pd.to_numeric(temps, errors="coerce"), emulated=emulated.where(emulated != "", None))
     valid = results[results["verdict"] == "VALID"]
     agg = (
         results.assign(_invalid=(results["verdict"] != "VALID").astype(int))
         .groupby(KEYS, sort=False, dropna=False)
-        .agg(jobs=("job_id", "size"), invalid=("_invalid", "sum"), temp_max_c=("temp_max_c", "max"))
+        .agg(jobs=("job_id", "size"), invalid=("_invalid", "sum"), temp_max_c=("temp_max_c", "max"),
+             emulated=("emulated", "first"))
         .reset_index()
     )
     thr = valid.groupby(KEYS, sort=False, dropna=False)["throughput_ips"].mean().rename("throughput_ips").reset_index()
@@ -56,8 +61,9 @@ def throughput_table(results: pd.DataFrame, latencies: pd.DataFrame) -> pd.DataF
         present, p50, p99 = _grouped_quantiles(codes, values, (0.5, 0.99))
         pct = series.iloc[present].reset_index(drop=True).assign(latency_p50_ms=p50, latency_p99_ms=p99)
     out = agg.merge(thr, on=KEYS, how="left").merge(pct, on=KEYS, how="left")
+    out["emulated"] = emulation_column(out)
     return with_labels(out[KEYS + ["throughput_ips", "latency_p50_ms", "latency_p99_ms", "jobs", "invalid",
-                                    "temp_max_c"]])
+                                    "temp_max_c", "emulated"]])
 
 
 def _grouped_quantiles(codes: np.ndarray, values: np.ndarray, qs: tuple[float, ...]):

@@ -33,6 +33,12 @@ runs (3 repeats, 0.5 % per-job noise; ``tests/analysis/test_regress_stats.py``):
 with 1.5 %, 5 % false alarms and 90 % found, and ``min_effect`` 0.05 gives 0.2 % and 56 %. The run-to-run
 sd of each series' baseline runs is reported (``run_to_run_sd``) to choose ``min_effect`` by.
 
+**Emulated userlands** (:mod:`orchestrator.analysis.emulation`): a series measured on a board whose userland
+was emulated on one side only is **not comparable** (the emulator's timings against a SoC's would make any
+verdict); emulated on both sides it is judged as usual, its reason saying that its timings are not
+performance figures (such a verdict checks the pipeline, not the SoC). The baseline pool and the history only
+take runs that ran the series with the same emulation (or none) as the baseline run and this run.
+
 Change points over the store's history use per-run figures (the mean per-job throughput of the series in
 each run; CUSUM: the split that maximises the cumulative deviation from the mean, reported when the two
 sides differ by more than ``min_effect``); they are information, not a verdict.
@@ -58,6 +64,7 @@ import numpy as np
 import pandas as pd
 
 from orchestrator.analysis import series as S
+from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_column
 from orchestrator.analysis.tables import read_columns
 from orchestrator.errors import StoreError
 from orchestrator.results.store import RunDir, Store
@@ -68,7 +75,8 @@ __all__ = ["RegressSettings", "SeriesVerdict", "permutation_p", "compare_jobs", 
 VERDICT_FILE = "regress.json"
 EXACT_LIMIT = 50_000  # splits enumerated exactly up to this many (3 vs 15 jobs: 816)
 ROUNDS = 20_000  # seeded random permutations beyond
-RESULT_COLUMNS = list(dict.fromkeys(["job_id", *S.SOURCE_COLUMNS, "verdict", "throughput_ips", "latency_p50_ms"]))
+RESULT_COLUMNS = list(dict.fromkeys(["job_id", *S.SOURCE_COLUMNS, "verdict", "throughput_ips", "latency_p50_ms",
+                                     "emulated"]))
 
 
 @dataclass(frozen=True)
@@ -102,6 +110,8 @@ class SeriesVerdict:
     version_change: str | None = None
     run_to_run_sd: float | None = None  # relative sd of the baseline runs' mean throughput (information)
     change_point: dict[str, Any] | None = None
+    emulated: str | None = None  # what emulated the board's userland in this run (None: a real board)
+    baseline_emulated: str | None = None  # ... in the baseline run
 
 
 # -- statistics ----------------------------------------------------------------
@@ -253,6 +263,7 @@ def _jobs(run: RunDir) -> pd.DataFrame:
     figures NaN for a job that is not VALID (its series still exists, with no valid job)."""
     res = S.with_series(read_columns(run, "results", RESULT_COLUMNS))
     res["key"] = list(zip(*(res[k] for k in S.COMPARE_KEYS))) if len(res) else []
+    res["emulated"] = emulation_column(res)  # "" for a real board and for rows stored before the column
     valid = res["verdict"] == "VALID"
     res["throughput"] = pd.to_numeric(res["throughput_ips"], errors="coerce").where(valid)
     res["latency"] = pd.to_numeric(res["latency_p50_ms"], errors="coerce").where(valid)
@@ -263,6 +274,24 @@ def _jobs(run: RunDir) -> pd.DataFrame:
             medians = lat.groupby("job_id", observed=True)["latency_ms"].median()
             res.loc[missing, "latency"] = res.loc[missing, "job_id"].map(medians).astype(float)
     return res
+
+
+def _emulation(jobs: pd.DataFrame) -> str:
+    """What emulated the userland of a series' jobs in one run (``""``: a real board; one board has one
+    emulation per run: the largest text, as :func:`_history` takes it per group)."""
+    return str(jobs["emulated"].max()) if len(jobs) else ""
+
+
+def _emulation_note(cur: str, base: str) -> str | None:
+    """Why a series is not comparable (one side emulated), or what its reason adds (both emulated); None: neither."""
+    if bool(cur) != bool(base):
+        this, other = ("this run", "the baseline") if cur else ("the baseline", "this run")
+        return (f"emulated userland ({cur or base}) in {this}, a real board in {other}: an emulator's timings "
+                "are not compared with a SoC's")
+    if cur:
+        change = f" -> {cur}" if base != cur else ""
+        return f"emulated userland ({base if change else cur}{change}): {NOT_PERFORMANCE}"
+    return None
 
 
 def _run_to_run_sd(runs: list[pd.Series]) -> float | None:
@@ -322,20 +351,23 @@ def _pool(runs: _Runs, run: RunDir, baseline: RunDir, base: pd.DataFrame, keys: 
             continue
         for k, g in jobs.groupby("key", sort=False):
             if (k in pool and len(pool[k]) < size and g["throughput"].notna().any()
-                    and _versions(g) == _versions(pool[k][0][1])):
+                    and _versions(g) == _versions(pool[k][0][1]) and _emulation(g) == _emulation(pool[k][0][1])):
                 pool[k].append((earlier.run_id, g))
     return pool
 
 
-def _history(runs: _Runs, run: RunDir, cur: pd.DataFrame, keys: list[tuple]) -> dict[tuple, tuple[list, list]]:
-    """Per series: run ids (oldest first, up to ``run``) and the mean per-job throughput in each."""
+def _history(runs: _Runs, run: RunDir, cur: pd.DataFrame, keys: list[tuple],
+             emulation: dict[tuple, str]) -> dict[tuple, tuple[list, list]]:
+    """Per series: run ids (oldest first, up to ``run``) and the mean per-job throughput in each (of the runs
+    that ran it with the series' ``emulation``: an emulated history says nothing of a real board's)."""
     hist: dict[tuple, tuple[list[str], list[float]]] = {k: ([], []) for k in keys}
     for rd in reversed(runs.earlier(run.run_id, run.run_id)):
         jobs = runs.jobs(rd, strict=False)
         if jobs is None:
             continue
-        for k, value in jobs.groupby("key", sort=False)["throughput"].mean().items():
-            if k in hist and np.isfinite(value):
+        per_run = jobs.groupby("key", sort=False).agg(value=("throughput", "mean"), emulated=("emulated", "max"))
+        for k, value, emulated in zip(per_run.index, per_run["value"], per_run["emulated"]):
+            if k in hist and np.isfinite(value) and emulated == emulation.get(k, ""):
                 hist[k][0].append(rd.run_id)
                 hist[k][1].append(float(value))
     for k, value in cur.groupby("key", sort=False)["throughput"].mean().items():
@@ -372,16 +404,26 @@ def regress(store: Store, run: RunDir, baseline: RunDir, *, alpha: float = Regre
     base = runs.jobs(baseline)
     keys = list(dict.fromkeys(list(cur["key"]) + list(base["key"])))
     pool = _pool(runs, run, baseline, base, keys, max(1, baseline_runs))
-    hist = _history(runs, run, cur, keys) if history else {}
-    labels = _labels(keys)
     cur_groups = {k: g for k, g in cur.groupby("key", sort=False)}
+    emulation = {k: _emulation(cur_groups[k] if k in cur_groups else pool[k][0][1]) for k in keys}
+    hist = _history(runs, run, cur, keys, emulation) if history else {}
+    labels = _labels(keys)
     verdicts = []
     for k in keys:
         lab = dict(labels[k])
         v = SeriesVerdict(key=dict(zip(S.COMPARE_KEYS, k)), name=lab.pop("name"), verdict="not comparable",
                           labels=lab)
+        c_emu = _emulation(cur_groups[k]) if k in cur_groups else ""
+        b_emu = _emulation(pool[k][0][1]) if k in pool else ""
+        v.emulated, v.baseline_emulated = c_emu or None, b_emu or None
+        note = _emulation_note(c_emu, b_emu)
         if k not in cur_groups or k not in pool:
             v.reason = f"series missing in {'the baseline' if k not in pool else 'this run'}"
+            if c_emu or b_emu:
+                v.reason += f"; emulated userland ({c_emu or b_emu}): {NOT_PERFORMANCE}"
+        elif bool(c_emu) != bool(b_emu):
+            v.reason = note
+            v.baseline_runs = [rid for rid, _ in pool[k]]
         else:
             c = cur_groups[k]
             b = pd.concat([g for _, g in pool[k]])
@@ -393,6 +435,8 @@ def regress(store: Store, run: RunDir, baseline: RunDir, *, alpha: float = Regre
             v.version_change = _version_change(_versions(c), _versions(pool[k][0][1]))
             if v.version_change:
                 v.reason += f"; {v.version_change}"
+            if note:
+                v.reason += f"; {note}"
         if k in hist:
             ids, values = hist[k]
             cp = change_point(values, min_effect)

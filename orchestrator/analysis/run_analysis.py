@@ -17,6 +17,7 @@ from orchestrator.analysis.compare import (
     cross_soc_summary,
     quantization_table,
 )
+from orchestrator.analysis.emulation import emulated_boards
 from orchestrator.analysis.energy import (
     IDLE_DRIFT_LIMIT,
     RESULT_COLUMNS,
@@ -37,7 +38,7 @@ __all__ = ["RunAnalysis", "analyze_run", "REPORT_COLUMNS"]
 REPORT_COLUMNS = list(dict.fromkeys(RESULT_COLUMNS + SOURCE_COLUMNS + [
     "model_file", "repeat", "runtime_module", "runtime_version", "git_revision", "count", "latency_p50_ms",
     "latency_p99_ms", "mean_power_w", "energy_per_image_j", "reasons", "temp_start_c", "temp_max_c",
-    "cooldown_wait_s", "temp_simulated",
+    "cooldown_wait_s", "temp_simulated", "emulated",
 ]))
 
 
@@ -64,6 +65,11 @@ class RunAnalysis:
     def advice(self) -> list[Advice]:
         """What to do about this run (orchestrator.analysis.advisor)."""
         return advise(self.results, self.table, self.coexec, self.idle, simulated_share(self.results))
+
+    @cached_property
+    def emulated(self) -> dict[str, str]:
+        """Board -> what emulated its userland, for the boards whose timings are not performance figures."""
+        return emulated_boards(self.results)
 
     @cached_property
     def energy_summary(self) -> pd.DataFrame:
