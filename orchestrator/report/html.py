@@ -13,6 +13,7 @@ import jinja2
 import pandas as pd
 
 from orchestrator.analysis.compare import cross_soc, cross_soc_summary
+from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_column
 from orchestrator.analysis.energy import simulated_share
 from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
 from orchestrator.analysis.series import freq_label
@@ -83,31 +84,46 @@ def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return frame.astype(object).where(frame.notna(), None).to_dict("records")
 
 
-def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, str]]]:
-    figs: dict[str, list[dict[str, str]]] = {"throughput": [], "energy": [], "roofline": [], "coexec": [],
+def _emulated_socs(a: RunAnalysis) -> set[str]:
+    """The SoCs of the run with a board whose userland was emulated."""
+    if not a.emulated or a.results.empty:
+        return set()
+    return set(a.results.loc[a.results["board"].isin(list(a.emulated)), "soc"].astype(str))
+
+
+def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """Every figure with its caption; ``emulated``: the figure shows timings of an emulated userland."""
+    figs: dict[str, list[dict[str, Any]]] = {"throughput": [], "energy": [], "roofline": [], "coexec": [],
                                              "cross_soc": []}
+    socs = _emulated_socs(a)
     for board in dict.fromkeys(a.table["board"]):
         name = f"throughput-{board}.png"
         throughput_bars(a.table, board, out_dir / name)
-        figs["throughput"].append({"file": name, "caption": f"Throughput of every model on every component of {board}"})
+        figs["throughput"].append({"file": name, "caption": f"Throughput of every model on every component of {board}",
+                                   "emulated": board in a.emulated})
     summary = a.energy_summary
     for board in dict.fromkeys(summary.dropna(subset=["images_per_j"])["board"]):
         name = f"efficiency-{board}.png"
         efficiency_bars(summary, board, out_dir / name)
-        figs["energy"].append({"file": name, "caption": f"Images per joule of active power on {board}"})
+        figs["energy"].append({"file": name, "caption": f"Images per joule of active power on {board}",
+                               "emulated": board in a.emulated})
     pts = a.roofline.points
     for soc in dict.fromkeys(pts["soc"]) if not pts.empty else []:
         name = f"roofline-{soc}.png"
         roofline_plot(a.roofline.roofs, pts, soc, out_dir / name)
-        figs["roofline"].append({"file": name, "caption": f"Roofline of the components of {soc}"})
+        figs["roofline"].append({"file": name, "caption": f"Roofline of the components of {soc}",
+                                 "emulated": str(soc) in socs})
     for board in dict.fromkeys(a.coexec_shares["board"]):
         name = f"coexec-{board}.png"
         coexec_share_bars(a.coexec, a.coexec_shares, board, out_dir / name)
-        figs["coexec"].append({"file": name, "caption": f"Co-execution on {board}: throughput split by share"})
+        figs["coexec"].append({"file": name, "caption": f"Co-execution on {board}: throughput split by share",
+                               "emulated": board in a.emulated})
     if not a.cross_soc.empty:
         ratio_heatmap(a.cross_soc, out_dir / "cross-soc.png")
+        emulated = bool((emulation_column(a.cross_soc, "emulated_a") != "").any()
+                        or (emulation_column(a.cross_soc, "emulated_b") != "").any())
         figs["cross_soc"].append({"file": "cross-soc.png", "caption": "Throughput ratio per model between SoCs "
-                                  "(each row: first SoC / second)"})
+                                  "(each row: first SoC / second)", "emulated": emulated})
     return figs
 
 
@@ -171,6 +187,8 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
         temps_simulated=bool(results["temp_simulated"].fillna(False).astype(bool).any()) if not results.empty
         else False,
         power_simulated=simulated_share(results),
+        emulated=a.emulated,
+        not_performance=NOT_PERFORMANCE,
         idle=_records(a.idle),
         energy=_records(energy),
         energy_measures=sorted({m for m in energy["measures"].dropna()}) if not energy.empty else [],
