@@ -38,6 +38,7 @@ class BoardFacts:
     usable_cpus: tuple[int, ...]
     topology: dict[str, Any] = field(default_factory=dict)
     glibc: str = "unknown"  # board_base's board_base_glibc_version ("2.36"); the runtime wheels depend on it
+    kernel: str = "unknown"  # `uname -r` when provisioned (ansible_kernel); cached idle power and bandwidth use it
 
     @classmethod
     def from_saved(cls, saved: dict[str, Any]) -> "BoardFacts":
@@ -62,6 +63,7 @@ class BoardFacts:
                 usable_cpus=tuple(topology.get("usable_cpus", ())),
                 topology=topology,
                 glibc=str(cached.get("board_base_glibc_version") or "unknown"),
+                kernel=str(cached.get("ansible_kernel") or "unknown"),
             )
         except (KeyError, TypeError, AttributeError) as exc:
             raise ProvisionError(f"{board}: provisioning left incomplete facts ({exc!r} missing)") from None
