@@ -117,6 +117,13 @@ class ExperimentsFile(Strict):
         32.0, description="MiB per array of the memory-bandwidth microbenchmark, run per board and CPU "
                           "component before its first job, for the roofline (0: none)"
     )
+    idle_max_age_h: NonNegativeFloat = Field(
+        24.0, description="a board's idle power measured by an earlier sweep with the same --state is reused for "
+                          "this many hours, unless what it depends on changed (0: measure in every run)"
+    )
+    membw_max_age_h: NonNegativeFloat = Field(
+        168.0, description="the same for the memory bandwidth of each CPU component (0: measure in every run)"
+    )
     experiments: list[Experiment] = Field(min_length=1)
 
     @model_validator(mode="after")
