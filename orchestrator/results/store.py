@@ -85,8 +85,11 @@ class RunDir:
         return d
 
     # -- tables ---------------------------------------------------------------
-    def write_table(self, table: str, job_id: str, rows: pd.DataFrame | list[dict[str, Any]]) -> Path:
-        schema = TABLES[table]
+    def write_table(self, table: str, job_id: str, rows: pd.DataFrame | list[dict[str, Any]],
+                    schema: pa.Schema | None = None) -> Path:
+        """``schema``: the table's own (default), or one that adds columns to it (``board_cache``'s idle and
+        membw tables); readers project the table's columns, so a file may hold more."""
+        schema = schema if schema is not None else TABLES[table]
         folder = self.path / table
         folder.mkdir(exist_ok=True)
         dest = folder / f"{job_id}.parquet"
