@@ -34,6 +34,7 @@ from orchestrator.board_power import (
     power_figures,
     sensor_idle_rows,
 )
+from orchestrator.board_cache import MeasurementCache, write_measured
 from orchestrator.checksum import sha256_file
 from orchestrator.config.inventory import Board, ThermalSpec
 from orchestrator.cooldown import Cooldown, cool_down
@@ -212,8 +213,11 @@ class BoardRunner:
         membw_mb: float = 0.0,
         lock_lost: threading.Event | None = None,
         idle_settle_s: float = 0.0,
+        cache: MeasurementCache | None = None,
     ):
         self.lock_lost = lock_lost or threading.Event()
+        self.cache = cache  # idle power and bandwidth measured by earlier sweeps (None: measure every run)
+        self._idle_reused: set[str] = set()  # sources whose start idle an earlier run measured
         self.idle_s = idle_s
         self.idle_settle_s = idle_settle_s
         self._idle_rows: list[dict[str, Any]] = []  # this run's idle power of the board (both phases)
@@ -245,6 +249,9 @@ class BoardRunner:
                     self._measure_idle(meter, transport, "start")
                     if self.membw_mb > 0:
                         self._measure_membw(transport, pending)
+                    reused = self.cache.summary() if self.cache is not None else None
+                    if reused:
+                        self.progress.note(reused)
                     while pending and not self.stop.is_set():
                         self._cooldown = cool_down(self.board, transport, self.stop, self.progress.note,
                                                    self.run.journal)
@@ -272,22 +279,39 @@ class BoardRunner:
             return
         if meter is not None:
             self._idle_part(f"{self.board.name}-meter-{phase}", phase, lambda: [
-                meter_idle(meter, self.idle_s, self.idle_settle_s, self.stop)], fatal=phase == "start")
+                meter_idle(meter, self.idle_s, self.idle_settle_s, self.stop)], fatal=phase == "start",
+                transport=transport)
         if self.board.power_sensors is not None:
             self._idle_part(f"{self.board.name}-sensors-{phase}", phase, lambda: self._sensor_idle(transport),
-                            fatal=False)
+                            fatal=False, transport=transport)
 
-    def _idle_part(self, part: str, phase: str, measure, fatal: bool) -> None:
+    def _idle_part(self, part: str, phase: str, measure, fatal: bool, transport: Transport | None = None) -> None:
         """One source's idle rows, stored once per run (kept across a resume). A failure of the supply
         meter before the first job quarantines the board (its jobs would have no energy); any other is
-        journalled and noted: the report then says idle was not measured."""
+        journalled and noted: the report then says idle was not measured. Before the first job, an idle power
+        that an earlier sweep measured and the cache still holds is copied instead; the run then measures no
+        idle power after its last job either."""
         stored = self.run.path / "idle" / f"{part}.parquet"
-        if stored.exists():  # measured before a resume: its rows still define this board's idle power
-            self._idle_rows += pd.read_parquet(stored).to_dict("records")
-            return
-        if self.stop.is_set():
-            return
         source = "meter" if "-meter-" in part else "sensor"
+        if stored.exists():  # measured before a resume: its rows still define this board's idle power
+            rows = pd.read_parquet(stored).to_dict("records")
+            if phase == "start" and any(r.get("measured_run_id") not in (None, self.run.run_id) for r in rows):
+                self._idle_reused.add(source)
+            self._idle_rows += rows
+            return
+        if self.stop.is_set() or (phase == "end" and source in self._idle_reused):
+            return
+        reused = self.cache.idle(source, transport) if self.cache is not None and phase == "start" else None
+        if reused is not None:
+            rows = [{"run_id": self.run.run_id, "board": self.board.name, "phase": phase, **r} for r in reused.rows]
+            write_measured(self.run, "idle", part, rows, reused.run_id, reused.measured_wall)
+            self._idle_rows += rows
+            self._idle_reused.add(source)
+            self.run.journal({"board": self.board.name, "state": "idle", "source": source, "phase": phase,
+                              "mean_power_w": sum(r["mean_power_w"] for r in rows), "cached": True,
+                              "measured_run_id": reused.run_id, "measured_wall": reused.measured_wall,
+                              "t_wall": time.time()})
+            return
         try:
             rows = measure()
         except SocfarmError as exc:
@@ -298,7 +322,10 @@ class BoardRunner:
             self.progress.note(f"{self.board.name}: {phase} idle power of the {source} not measured: {exc}")
             return
         rows = [{"run_id": self.run.run_id, "board": self.board.name, "phase": phase, **r} for r in rows]
-        self.run.write_table("idle", part, rows)
+        wall = time.time()
+        write_measured(self.run, "idle", part, rows, self.run.run_id, wall)
+        if self.cache is not None and phase == "start":
+            self.cache.store_idle(source, rows, self.run.run_id, wall, transport)
         self._idle_rows += rows
         self.run.journal({"board": self.board.name, "state": "idle", "source": source, "phase": phase,
                           "mean_power_w": sum(r["mean_power_w"] for r in rows), "t_wall": time.time()})
@@ -334,6 +361,16 @@ class BoardRunner:
             part = f"{self.board.name}-{member.name}"
             if (self.run.path / "membw" / f"{part}.parquet").exists() or self.stop.is_set():
                 continue  # measured before a resume
+            reused = self.cache.membw(member, transport) if self.cache is not None else None
+            if reused is not None:  # an earlier sweep's figures, still valid: copied with where they come from
+                rows = [{"run_id": self.run.run_id, "board": self.board.name, "component": member.name, **r}
+                        for r in reused.rows]
+                write_measured(self.run, "membw", part, rows, reused.run_id, reused.measured_wall)
+                self.run.journal({"board": self.board.name, "state": "membw", "component": member.name,
+                                  "triad_gb_s": next(r["gb_per_s"] for r in rows if r["kernel"] == "triad"),
+                                  "cached": True, "measured_run_id": reused.run_id,
+                                  "measured_wall": reused.measured_wall, "t_wall": time.time()})
+                continue
             try:
                 out = transport.run(membw_command(self.facts, member.cpus, self.membw_mb), timeout_s=300.0)
                 rows = membw_rows(self.run.run_id, self.board.name, member.name, out)
@@ -342,7 +379,10 @@ class BoardRunner:
                                   "message": str(exc), "t_wall": time.time()})
                 self.progress.note(f"{self.board.name}/{member.name}: memory bandwidth not measured: {exc}")
                 continue
-            self.run.write_table("membw", part, rows)
+            wall = time.time()
+            write_measured(self.run, "membw", part, rows, self.run.run_id, wall)
+            if self.cache is not None:
+                self.cache.store_membw(member, rows, self.run.run_id, wall, transport)
             self.run.journal({"board": self.board.name, "state": "membw", "component": member.name,
                               "triad_gb_s": rows[-1]["gb_per_s"], "t_wall": time.time()})
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from orchestrator.board_cache import MeasurementCache
 from orchestrator.board_runner import BoardRunner, SweepOutcome
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
@@ -217,7 +218,8 @@ class SweepRunner:
         futures = [
             pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
                                     idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb,
-                                    lock_lost=lock_lost.get(b), idle_settle_s=self.plan.spec.idle_settle_s).run_jobs,
+                                    lock_lost=lock_lost.get(b), idle_settle_s=self.plan.spec.idle_settle_s,
+                                    cache=self._cache(b, facts[b])).run_jobs,
                         jobs, acc)
             for b, jobs in by_board.items()
         ]
@@ -229,6 +231,14 @@ class SweepRunner:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    def _cache(self, board: str, facts: BoardFacts) -> MeasurementCache:
+        """The board's idle power and bandwidth as earlier sweeps of this --state measured them."""
+        spec = self.plan.spec
+        return MeasurementCache(self.state_dir, self._board(board), facts, idle_s=spec.idle_s,
+                                idle_settle_s=spec.idle_settle_s, membw_mb=spec.membw_mb,
+                                idle_max_age_h=spec.idle_max_age_h, membw_max_age_h=spec.membw_max_age_h,
+                                note=self.progress.note)
 
     def _lease(self, run: RunDir, boards: list[str], acc: SweepOutcome) -> dict[str, "_Held"]:
         """Lease every board (waiting up to lease_wait_s for busy ones); unleased boards are reported."""
