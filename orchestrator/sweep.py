@@ -27,7 +27,6 @@ from orchestrator.progress import SweepProgress
 from orchestrator.provenance import git_revision, new_run_id
 from orchestrator.provision.runner import BoardFacts, describe_event, provision, save_facts
 from orchestrator.provision.stamps import already_provisioned, board_stamps, save_stamps
-from orchestrator.report.html import write_report
 from orchestrator.results.store import RunDir, Store
 from orchestrator.resume_check import board_entry, changed_inputs, write_job_shapes
 from orchestrator.scheduler.board_lock import BoardLock
@@ -327,6 +326,8 @@ class SweepRunner:
                         done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
                         quarantined=acc.quarantined)
         if run.done_job_ids():
+            from orchestrator.report.html import write_report  # matplotlib: imported once there is a report to make
+
             acc.report = write_report(run, self.reports_dir / run.run_id)
         return acc
 
