@@ -87,16 +87,26 @@ def test_inputs_are_seeded_and_cover_the_dtype_range():
         make_input((1,), "complex64", seed=0)
 
 
-def test_runtime_prefers_ai_edge_litert():
+def _installed_runtimes() -> list:
+    """The candidates that import here, in the agent's order of preference (ai_edge_litert on the controller,
+    tflite_runtime on an armhf board)."""
+    import importlib.util
+
+    return [c for c in runtime_mod.CANDIDATES if importlib.util.find_spec(c[0].split(".")[0]) is not None]
+
+
+def test_runtime_prefers_the_first_candidate_that_imports():
+    assert runtime_mod.CANDIDATES[0][0] == "ai_edge_litert"  # the successor first
     rt = import_runtime()
-    assert rt.module_name == "ai_edge_litert"
+    assert rt.module_name == _installed_runtimes()[0][0]
     assert rt.version not in ("", "unknown")
-    assert rt.describe() == {"module": "ai_edge_litert", "version": rt.version}
+    assert rt.describe() == {"module": rt.module_name, "version": rt.version}
 
 
 def test_runtime_falls_back_to_the_next_candidate(monkeypatch):
-    monkeypatch.setattr(runtime_mod, "CANDIDATES", (("no_such_runtime_pkg", "x"), ("ai_edge_litert", "ai-edge-litert")))
-    assert import_runtime().module_name == "ai_edge_litert"
+    installed = _installed_runtimes()[0]
+    monkeypatch.setattr(runtime_mod, "CANDIDATES", (("no_such_runtime_pkg", "x"), installed))
+    assert import_runtime().module_name == installed[0]
 
 
 def test_runtime_missing(monkeypatch):
