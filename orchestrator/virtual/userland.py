@@ -18,7 +18,7 @@ that. With ``--userland emulated`` each virtual board gets such a root file syst
   opened when registered, so it also runs inside the chroot);
 - the board's fake sysfs tree and work folder are bind-mounted at their host paths inside the root, so
   the inventory's ``socfarm_sysfs_root`` and ``socfarm_work_dir`` and the tests' view of the files stay
-  the same; ``/proc`` and ``/dev`` are this machine's.
+  the same; ``/proc`` and ``/dev`` are this machine's, ``/sys`` is empty (see :func:`mount_root`).
 
 The image holds only what a lab's board image has before socfarm touches it: Python 3 with ``venv``,
 and on armhf the distribution's numpy (PyPI has no armv7l numpy wheel). Everything else (the runtime,
@@ -215,7 +215,11 @@ def mount_root(root: Path, lower: Path, board_dir: Path, *, binds: tuple[Path, .
                address: str) -> None:
     """Mount the board's root at ``root``: ``lower`` (the cached image, never written) under an overlay
     whose writable layer is ``board_dir/rootfs-upper`` (fresh at every start: a newly flashed board), with
-    this machine's ``/proc``, ``/dev`` and ``/sys`` (read-only), and each of ``binds`` at its own path."""
+    this machine's ``/proc`` and ``/dev``, and each of ``binds`` at its own path.
+
+    ``/sys`` stays empty: this machine's describes x86 CPUs, and an ARM runtime reading it crashes (LiteRT
+    2.3.0's CPU detection on aarch64 segfaults on an x86 topology under qemu-user); the board's own sysfs
+    is its fake tree, at ``socfarm_sysfs_root``."""
     for part in (ROOTS, root.parent, root):
         part.mkdir(mode=0o755, exist_ok=True)
         os.chmod(part, 0o755)
@@ -231,8 +235,6 @@ def mount_root(root: Path, lower: Path, board_dir: Path, *, binds: tuple[Path, .
     _run("mount", "--bind", "/proc", str(root / "proc"))
     _run("mount", "--rbind", "/dev", str(root / "dev"))
     _run("mount", "--make-rslave", str(root / "dev"))
-    _run("mount", "--bind", "/sys", str(root / "sys"))
-    _run("mount", "-o", "remount,bind,ro", str(root / "sys"))
     for path in binds:
         inside = root / Path(path).resolve().relative_to("/")
         inside.mkdir(parents=True, exist_ok=True)
