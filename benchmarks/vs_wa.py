@@ -122,9 +122,20 @@ def wa_version(venv: Path) -> str | None:
     return proc.stdout.split()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
 
 
+def keep_wa_home(venv: Path) -> None:
+    """WA writes ``user_directory: ~/.workload_automation`` into the config.yaml it makes in its user folder, which
+    then wins over WA_USER_DIRECTORY for its caches: point it at the venv's own folder."""
+    config = venv / "wa-user" / "config.yaml"
+    if config.exists():
+        lines = config.read_text().splitlines()
+        config.write_text("\n".join(f"user_directory: {venv / 'wa-user'}" if ln.startswith("user_directory:") else ln
+                                    for ln in lines) + "\n")
+
+
 def install_wa(venv: Path, timeout_s: float) -> str:
     """WA in its own venv (made once); returns what was done, for the output."""
     found = wa_version(venv)
+    keep_wa_home(venv)
     if found == WA_VERSION:
         return f"WA {WA_VERSION} found in {venv}"
     if venv.exists():
@@ -136,6 +147,7 @@ def install_wa(venv: Path, timeout_s: float) -> str:
          f"wlauto=={WA_VERSION}", f"devlib=={DEVLIB_VERSION}"], timeout_s)
     if wa_version(venv) != WA_VERSION:
         raise SystemExit(f"{venv}: `wa --version` does not say {WA_VERSION} after installing")
+    keep_wa_home(venv)
     return (f"WA {WA_VERSION} (devlib {DEVLIB_VERSION}) installed into {venv} in {time.monotonic() - t0:.0f} s "
             f"on Python {sys.version.split()[0]}")
 
