@@ -218,6 +218,8 @@ __all__ = [
 ]
 
 ERROR_QUEUE_SIZE = 10
+#: How long :ABOR waits for an aborted acquisition to publish its last points (bounded).
+ABORT_SETTLE_S = 1.0
 
 #: Models of the B2900 family and their channel counts.
 MODELS = {
@@ -1141,7 +1143,12 @@ class VirtualB2900:
     def _s_abor(self, params, conn, ch):
         channels = self._channel_list(params)
         with self._lock:
+            aborted = self._running(channels)
             self._abort_acquisitions(channels)
+        # The instrument runs its commands in order: the next one finds the trigger system idle and every
+        # point taken before the abort in the buffer (the acquisition thread publishes its last batch now).
+        for acq in aborted:
+            acq.done.wait(ABORT_SETTLE_S)
         return None
 
     def _result(self, conn: _Connection, ch: int, *, wait: bool) -> Acquisition | Reading:
@@ -1406,6 +1413,8 @@ class VirtualB2900:
     def _publish(self, acq: Acquisition, k0: int, k1: int) -> None:
         """New points ``[k0, k1)`` of channel 1's ``acq``: feed the trace buffer, fire injected faults."""
         with self._lock:
+            if self._results.get(1) is not acq:  # superseded by a new :INIT: its late points are not the buffer's
+                return
             s = self._settings
             if s.trace_control == "NEXT" and s.trace_feed == "SENS":
                 self._trace.append(acq.columns(k0, k1))

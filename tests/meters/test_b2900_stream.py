@@ -90,3 +90,39 @@ def test_only_a_model_is_labelled_simulated(server, make_meter):
     real = "Keysight Technologies,B2901A,MY12345678,3.4.2011.5100"
     assert not MeterSession(spec, meter, idn=real).simulated
     assert MeterSession(MeterSpec(kind="virtual_b2900"), meter, idn=real).simulated
+
+
+def test_the_driver_disables_nagle_on_socket_sessions(make_server, make_meter):
+    """VISA's default (VI_ATTR_TCPIP_NODELAY true), which pyvisa-py leaves off on SOCKET sessions: without it a
+    query right behind a write waits for the delayed acknowledgement (about 40 ms per stream start and stop)."""
+    import socket
+
+    srv = make_server(ConstantPower(5.0))
+    meter = make_meter(srv.resource, reset_on_configure=False)
+    meter.identify()
+    sock = meter._inst.visalib.sessions[meter._inst.session].interface
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+
+
+def test_streams_back_to_back_each_hold_only_their_own_points(make_server, make_meter):
+    """Job after job: stop (:ABOR, read the rest) and start the next stream at once. An aborted acquisition's
+    last batch must be in the buffer when :ABOR returns (the instrument runs its commands in order), never
+    in the next stream's buffer (it once arrived there late, as points older than the new time base)."""
+    srv = make_server(ConstantPower(4.0))
+    meter = make_meter(srv.resource, aperture_s=8e-5, interval_s=1e-4, reset_on_configure=False)
+    previous_end = None
+    for _ in range(6):
+        stream = B2900Stream(meter)
+        start = stream.start()
+        time.sleep(0.12)
+        assert stream.wait_until(time.monotonic(), 2.0)
+        result = stream.stop()
+        t = result.trace.t_mono_s
+        assert np.all(np.diff(t) > 0) and t[0] >= start
+        if previous_end is not None:
+            assert t[0] > previous_end
+        after_stop = int(float(meter._query(":TRAC:POIN:ACT?")))
+        time.sleep(0.03)
+        assert int(float(meter._query(":TRAC:POIN:ACT?"))) == after_stop  # nothing arrives after :ABOR
+        assert after_stop == len(t)
+        previous_end = t[-1]
