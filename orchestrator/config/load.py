@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from orchestrator.config import inventory_cache
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
 from orchestrator.config.yaml_source import SourceDoc, load_yaml, validation_problems
@@ -53,6 +54,7 @@ def inventory_listing(path: Path, export: bool = False) -> dict[str, Any]:
     """What ``ansible-inventory --list`` makes of an inventory (Ansible's own precedence).
 
     With ``export``, group variables stay on their groups instead of being merged into hosts.
+    Always runs ansible-inventory (``inventory_listings`` goes through the inventory cache).
     """
     path = Path(path)
     if not path.exists():
@@ -183,14 +185,33 @@ def lab_from_listing(listing: dict[str, Any], source: str) -> Lab:
     return Lab(source=source, boards=boards)
 
 
-def load_inventory(path: Path) -> Lab:
-    # two ansible-inventory runs (merged view, and group variables on their groups), side by side: each
-    # is mostly Ansible's start-up, half of a sweep's own start
+def inventory_listings(path: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Both listings of an inventory: ``--list`` (merged) and ``--export`` (group variables on their groups).
+
+    For a static inventory that has not changed (nor its group_vars, host_vars, Ansible
+    config, ANSIBLE_* environment or Ansible), they come from the inventory cache
+    (``inventory_cache``); otherwise from two ansible-inventory runs, side by side (each is
+    mostly Ansible's start-up), which are then kept if they are clean (errors are never kept).
+    """
+    path = Path(path)
+    tool = tool_path("ansible-inventory") if path.exists() else None
+    key = inventory_cache.inventory_key(path, tool) if tool else None
+    cached = inventory_cache.fetch(key) if key else None
+    if cached is not None:
+        return cached
     with ThreadPoolExecutor(max_workers=2) as pool:
         merged = pool.submit(inventory_listing, path)
         export = pool.submit(inventory_listing, path, True)
-        listing = merged.result()
-        conflicts = soc_conflicts(export.result())
+        listing, exported = merged.result(), export.result()
+    # kept only if nothing changed while Ansible read it (else the listings may not match the key)
+    if key and inventory_cache.inventory_key(path, tool) == key:
+        inventory_cache.store(key, listing, exported)
+    return listing, exported
+
+
+def load_inventory(path: Path) -> Lab:
+    listing, export = inventory_listings(path)
+    conflicts = soc_conflicts(export)
     if conflicts:
         raise ConfigError(f"{path}: a board cannot belong to two SoCs", conflicts)
     return lab_from_listing(listing, str(path))
