@@ -53,7 +53,6 @@ from orchestrator.scheduler.retry import RetryPolicy, error_class, is_board_fail
 from orchestrator.transport.agent import AgentOutcome, Transport
 from orchestrator.transport.clock import JobClock
 from orchestrator.transport.local import LocalTransport
-from orchestrator.transport.ssh import SshTransport
 
 
 @dataclass
@@ -63,12 +62,16 @@ class SweepOutcome:
     failed: dict[str, str] = field(default_factory=dict)
     invalid: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
-    report: Path | None = None
+    report: Path | None = None  # reports/<run>/index.html (written, or being written when report_pid is set)
+    report_pid: int | None = None  # the background writer's process (``--report background``)
+    report_log: Path | None = None
 
 
 def open_transport(board: Board, facts: BoardFacts) -> Transport:
     if board.connection == "local":
         return LocalTransport(facts)
+    from orchestrator.transport.ssh import SshTransport  # paramiko: only for boards that need it
+
     return SshTransport(board, python=facts.python, agent_dir=facts.agent_dir)
 
 

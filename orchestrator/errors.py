@@ -61,3 +61,17 @@ class MeterError(TransientError):
 
 class StoreError(StableError):
     """The results store is missing a run, or a stored file is corrupt."""
+
+
+# SSH failures, classified (orchestrator.transport.ssh raises them): here so that code which only names them
+# does not import paramiko
+class BoardUnreachable(TransientError):
+    """No TCP connection, a dropped link, or an SSH session that died."""
+
+
+class SshAuthError(StableError):
+    """The board refused our key (wrong key, wrong user)."""
+
+
+class HostKeyError(StableError):
+    """The board's host key is unknown or does not match known_hosts."""

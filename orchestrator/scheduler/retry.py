@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.errors import AgentError, MeterError, StableError, TransientError
-from orchestrator.transport.ssh import BoardUnreachable
+from orchestrator.errors import AgentError, BoardUnreachable, MeterError, StableError, TransientError
 
 
 @dataclass(frozen=True)

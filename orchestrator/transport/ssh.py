@@ -17,22 +17,11 @@ from fabric import Connection
 from invoke.exceptions import UnexpectedExit
 
 from orchestrator.config.inventory import Board
-from orchestrator.errors import AgentError, SocfarmError, StableError, TransientError
+from orchestrator.errors import AgentError, SocfarmError
+from orchestrator.errors import BoardUnreachable, HostKeyError, SshAuthError  # noqa: F401 - here for callers
 from orchestrator.transport.agent import AgentOutcome, EventCallback, agent_command
 from orchestrator.transport.clock import ClockOffset, estimate_offset
 from orchestrator.transport.served import AgentServer, ServerStreams
-
-
-class BoardUnreachable(TransientError):
-    """No TCP connection, a dropped link, or an SSH session that died."""
-
-
-class SshAuthError(StableError):
-    """The board refused our key (wrong key, wrong user)."""
-
-
-class HostKeyError(StableError):
-    """The board's host key is unknown or does not match known_hosts."""
 
 
 def classify(board: Board, exc: BaseException, doing: str) -> SocfarmError:
