@@ -21,7 +21,7 @@ zoo: venv
 	$(BIN)/orchestrator zoo build --set study --out models
 
 demo: zoo
-	$(BIN)/orchestrator sweep experiments/local.yaml --inventory inventory/local.yml
+	$(BIN)/orchestrator sweep experiments/local.yaml --inventory inventory/local.yml --report wait
 
 # The analyzer's published-figure checks read the study zoo, so the tests build it (cached) first.
 test: zoo

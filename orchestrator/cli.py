@@ -7,8 +7,11 @@ will fail again); 3 transient failure (may succeed when retried); 130 interrupte
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
+import os
 import sys
+import threading
 from pathlib import Path
 from typing import Optional
 
@@ -29,6 +32,16 @@ err = Console(stderr=True, soft_wrap=True)
 INVENTORY = typer.Option(Path("inventory/local.yml"), "--inventory", "-i", help="Ansible inventory of the farm.")
 STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")
 REPORTS = typer.Option(Path("reports"), "--reports", help="Where reports/<run-id>/ are written.")
+
+
+class ReportMode(str, enum.Enum):
+    """When a sweep's report is written."""
+
+    background = "background"
+    wait = "wait"
+    none = "none"
+
+
 STATE = typer.Option(Path(".state"), "--state", help="Controller state: ansible artifacts and fact cache.")
 
 
@@ -49,6 +62,11 @@ def sweep(
     junit: Optional[Path] = typer.Option(None, "--junit", help="With --baseline: write JUnit XML here."),
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    report: ReportMode = typer.Option(
+        ReportMode.background, "--report", envvar="SOCFARM_REPORT", case_sensitive=False,
+        help="background: the report is written by a process of its own once the result is printed (its log in "
+             "the run's report.log); wait: written before the command ends; none: later, with `orchestrator "
+             "report RUN`."),
 ) -> None:
     """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
     from orchestrator.analysis.emulation import emulation_status, emulation_status_text
@@ -70,7 +88,8 @@ def sweep(
     if baseline and baseline != "last-good":
         results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
     runner = SweepRunner(plan, results, state, reports, SweepProgress(err, enabled=not quiet),
-                         run_id=resume, lease_wait_s=lease_wait_s, reprovision=reprovision)
+                         run_id=resume, lease_wait_s=lease_wait_s, reprovision=reprovision,
+                         report=report.value)
     outcome = runner.run(resume=run)
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
     energy = energy_status(outcome.run) if outcome.run.done_job_ids() else None
@@ -84,6 +103,9 @@ def sweep(
         "failed": len(outcome.failed),
         "quarantined": outcome.quarantined,
         "report": str(outcome.report) if outcome.report else None,
+        # set while the report is being written in the background (the file appears when that process ends)
+        "report_pid": outcome.report_pid,
+        "report_log": str(outcome.report_log) if outcome.report_log else None,
         "regressions": verdicts,
         "energy": energy,
         "emulated": emulated,  # board -> what emulated its userland (its timings are not performance figures)
@@ -106,7 +128,10 @@ def sweep(
             out.print(f"no regression verdicts: {verdicts['note']}", highlight=False, markup=False)
         elif verdicts is not None:
             out.print(f"regressions against {verdicts['baseline']}: {verdicts['counts']}", highlight=False)
-        if outcome.report:
+        if outcome.report and outcome.report_pid:
+            out.print(f"report: {outcome.report} (being written in the background, process {outcome.report_pid}; "
+                      f"log {outcome.report_log})", highlight=False)
+        elif outcome.report:
             out.print(f"report: {outcome.report}", highlight=False)
     if outcome.failed or (verdicts and verdicts["counts"].get("regressed")):
         raise typer.Exit(1)
@@ -243,15 +268,46 @@ def main(argv: Optional[list[str]] = None) -> None:
         sys.exit(exc.exit_code)
     except (typer.Abort,):
         sys.exit(130)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:  # usage errors: a message and exit 2, not a traceback
+        if isinstance(exc, _usage_errors()):
             exc.show()
             sys.exit(exc.exit_code)
         raise
     sys.exit(rc if isinstance(rc, int) else 0)
 
 
+def _usage_errors() -> tuple[type[BaseException], ...]:
+    """Click's errors, and those of the click that typer >= 0.2x carries inside itself (not click's classes)."""
+    import click
+
+    found: list[type[BaseException]] = [click.ClickException]
+    try:
+        from typer._click.exceptions import ClickException as TyperClickException
+    except ImportError:
+        pass
+    else:
+        found.append(TyperClickException)
+    return tuple(found)
+
+
+def entry() -> None:
+    """The `orchestrator` process (console script, ``python -m orchestrator``): ``main``, then an exit without
+    the interpreter's teardown of pandas, pyarrow and the rest (about 0.1 s at the end of every sweep) once
+    every output is flushed and no other thread is left to join. In-process callers use ``main``."""
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+        if (code is None or isinstance(code, int)) and all(t.daemon for t in threading.enumerate()
+                                                           if t is not threading.main_thread()):
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except (OSError, ValueError):
+                    pass
+            os._exit(code or 0)
+        raise
+
+
 if __name__ == "__main__":
-    main()
+    entry()

@@ -27,6 +27,7 @@ from orchestrator.progress import SweepProgress
 from orchestrator.provenance import git_revision, new_run_id
 from orchestrator.provision.runner import BoardFacts, describe_event, provision, save_facts
 from orchestrator.provision.stamps import already_provisioned, board_stamps, save_stamps
+from orchestrator.report.background import start_report, wait_for_pending
 from orchestrator.results.store import RunDir, Store
 from orchestrator.resume_check import board_entry, changed_inputs, write_job_shapes
 from orchestrator.scheduler.board_lock import BoardLock
@@ -54,6 +55,9 @@ def prepare_resume(store: Store, run_id: str) -> tuple[RunDir, "SweepPlan"]:
         raise ConfigError(f"cannot resume {run_id}: inputs that shape its jobs changed since the run started "
                           f"(restore them, or start a new run):\n  " + "\n  ".join(changed))
     return run, plan
+
+
+REPORT_MODES = ("wait", "background", "none")
 
 
 @dataclass
@@ -123,7 +127,11 @@ class SweepRunner:
         run_id: str | None = None,
         lease_wait_s: float = 600.0,
         reprovision: bool = False,
+        report: str = "wait",
     ):
+        if report not in REPORT_MODES:
+            raise ValueError(f"report mode {report!r}: one of {', '.join(REPORT_MODES)}")
+        self.report_mode = report
         self.lease_wait_s = lease_wait_s
         self.reprovision = reprovision
         self.leases = LeaseTable(Path(state_dir) / "leases")
@@ -302,6 +310,7 @@ class SweepRunner:
         by_board: dict[str, list[Job]] = {}
         for job in jobs:
             by_board.setdefault(job.board, []).append(job)
+        self._await_local_reports(list(by_board))
         held = self._lease(run, list(by_board), acc)
         try:
             for board in set(by_board) - set(held):
@@ -326,10 +335,29 @@ class SweepRunner:
                         done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
                         quarantined=acc.quarantined)
         if run.done_job_ids():
+            self._report(run, acc)
+        return acc
+
+    def _report(self, run: RunDir, acc: SweepOutcome) -> None:
+        """The run's report: written now (``wait``), by a process of its own after this one prints its result
+        (``background``), or not at all (``none``: ``orchestrator report RUN`` writes it later)."""
+        if self.report_mode == "background":
+            pending = start_report(run.run_id, run.path, self.store.root, self.reports_dir, self.state_dir)
+            acc.report, acc.report_pid, acc.report_log = pending.index, pending.pid, pending.log
+            run.journal({"state": "report_started", "pid": pending.pid, "t_wall": time.time()})
+        elif self.report_mode == "wait":
             from orchestrator.report.html import write_report  # matplotlib: imported once there is a report to make
 
             acc.report = write_report(run, self.reports_dir / run.run_id)
-        return acc
+
+    def _await_local_reports(self, boards: list[str]) -> None:
+        """Reports written in the background run on this machine: when it is also one of the boards, their load
+        must not reach its measurements."""
+        if any(self._board(b).connection == "local" for b in boards):
+            left = wait_for_pending(self.state_dir, self.lease_wait_s, self.progress.note)
+            if left:
+                self.progress.note(f"still being written after {self.lease_wait_s:.0f} s: the report of "
+                                   f"{', '.join(r.run_id for r in left)}; measuring anyway")
 
     def _fail_all(self, run: RunDir, board: str, jobs: list[Job], error: str, message: str,
                   acc: SweepOutcome) -> None:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import atexit
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +23,15 @@ FIXTURE_ZOO = REPO / "tests" / "fixtures" / "models"
 # interrupt tests send. Handled (not ignored) here, it is back to the default in every child.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+# Sweeps the tests start write their report before they end (`--report wait`): the tests read it right
+# after. The default, a report written in the background, has tests of its own that ask for it.
+os.environ.setdefault("SOCFARM_REPORT", "wait")
+
+# The inventory cache of the sweeps the tests start goes to a folder of this test session, never the user's.
+if "SOCFARM_CACHE_DIR" not in os.environ:
+    os.environ["SOCFARM_CACHE_DIR"] = tempfile.mkdtemp(prefix="socfarm-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["SOCFARM_CACHE_DIR"], ignore_errors=True)
 
 
 @pytest.fixture
