@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from orchestrator.cli_analysis import POWER_CAP
 from orchestrator.errors import SocfarmError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Device-farm experiments for CNN inference.")
@@ -67,6 +68,7 @@ def sweep(
         help="background: the report is written by a process of its own once the result is printed (its log in "
              "the run's report.log); wait: written before the command ends; none: later, with `orchestrator "
              "report RUN`."),
+    power_cap_w: Optional[float] = POWER_CAP,
 ) -> None:
     """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
     from orchestrator.analysis.emulation import emulation_status, emulation_status_text
@@ -89,7 +91,7 @@ def sweep(
         results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
     runner = SweepRunner(plan, results, state, reports, SweepProgress(err, enabled=not quiet),
                          run_id=resume, lease_wait_s=lease_wait_s, reprovision=reprovision,
-                         report=report.value)
+                         report=report.value, power_cap_w=power_cap_w)
     outcome = runner.run(resume=run)
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
     energy = energy_status(outcome.run) if outcome.run.done_job_ids() else None

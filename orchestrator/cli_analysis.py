@@ -28,6 +28,19 @@ SOC_ORDER = typer.Option(
          "Default: newer / older SoC where the release years are known, else by name.")
 
 
+def _positive_watts(value: Optional[float]) -> Optional[float]:
+    import math
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise typer.BadParameter(f"{value} W: a power cap is a positive number of watts")
+    return value
+
+
+POWER_CAP = typer.Option(
+    None, "--power-cap-w", metavar="WATTS", callback=_positive_watts,
+    help="Deployment advisor: also recommend the fastest configuration whose mean power is at most this.")
+
+
 def _soc_order(text: Optional[str]) -> Optional[list[str]]:
     names = [n.strip() for n in (text or "").split(",") if n.strip()]
     return names or None
@@ -86,6 +99,7 @@ def report(
     reports: Path = REPORTS,
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Run id to compare throughput against."),
     soc_order: Optional[str] = SOC_ORDER,
+    power_cap_w: Optional[float] = POWER_CAP,
 ) -> None:
     """Regenerate reports/<RUN>/{index.html, results.csv, summary.md} from the store alone."""
     from orchestrator.report.html import write_report
@@ -94,7 +108,8 @@ def report(
     st = Store(store)
     run = st.open_run(run_id)
     base = st.open_run(baseline) if baseline else None
-    index = write_report(run, reports / run.run_id, baseline=base, soc_order=_soc_order(soc_order))
+    index = write_report(run, reports / run.run_id, baseline=base, soc_order=_soc_order(soc_order),
+                         power_cap_w=power_cap_w)
     out.print(f"report: {index}", highlight=False)
 
 

@@ -128,10 +128,12 @@ class SweepRunner:
         lease_wait_s: float = 600.0,
         reprovision: bool = False,
         report: str = "wait",
+        power_cap_w: float | None = None,
     ):
         if report not in REPORT_MODES:
             raise ValueError(f"report mode {report!r}: one of {', '.join(REPORT_MODES)}")
         self.report_mode = report
+        self.power_cap_w = power_cap_w
         self.lease_wait_s = lease_wait_s
         self.reprovision = reprovision
         self.leases = LeaseTable(Path(state_dir) / "leases")
@@ -342,13 +344,14 @@ class SweepRunner:
         """The run's report: written now (``wait``), by a process of its own after this one prints its result
         (``background``), or not at all (``none``: ``orchestrator report RUN`` writes it later)."""
         if self.report_mode == "background":
-            pending = start_report(run.run_id, run.path, self.store.root, self.reports_dir, self.state_dir)
+            pending = start_report(run.run_id, run.path, self.store.root, self.reports_dir, self.state_dir,
+                                   power_cap_w=self.power_cap_w)
             acc.report, acc.report_pid, acc.report_log = pending.index, pending.pid, pending.log
             run.journal({"state": "report_started", "pid": pending.pid, "t_wall": time.time()})
         elif self.report_mode == "wait":
             from orchestrator.report.html import write_report  # matplotlib: imported once there is a report to make
 
-            acc.report = write_report(run, self.reports_dir / run.run_id)
+            acc.report = write_report(run, self.reports_dir / run.run_id, power_cap_w=self.power_cap_w)
 
     def _await_local_reports(self, boards: list[str]) -> None:
         """Reports written in the background run on this machine: when it is also one of the boards, their load

@@ -17,6 +17,7 @@ from orchestrator.analysis.compare import (
     cross_soc_summary,
     quantization_table,
 )
+from orchestrator.analysis.deployment import Deployment, deployment
 from orchestrator.analysis.emulation import emulated_boards
 from orchestrator.analysis.energy import (
     IDLE_DRIFT_LIMIT,
@@ -65,6 +66,11 @@ class RunAnalysis:
     def advice(self) -> list[Advice]:
         """What to do about this run (orchestrator.analysis.advisor)."""
         return advise(self.results, self.table, self.coexec, self.idle, simulated_share(self.results))
+
+    def deployment(self, power_cap_w: float | None = None) -> Deployment:
+        """Per board, model and dtype: the Pareto front of throughput vs energy per image over the measured
+        configurations and the recommended ones (orchestrator.analysis.deployment)."""
+        return deployment(self.table, self.energy_summary, power_cap_w)
 
     @cached_property
     def emulated(self) -> dict[str, str]:

@@ -45,13 +45,15 @@ def pending_dir(state_dir: Path) -> Path:
 
 
 def start_report(run_id: str, run_dir: Path, store_root: Path, reports_dir: Path,
-                 state_dir: Path) -> PendingReport:
+                 state_dir: Path, power_cap_w: float | None = None) -> PendingReport:
     """Start the report writer of ``run_id``; it outlives this process."""
     marker = pending_dir(state_dir) / f"{run_id}.json"
     marker.parent.mkdir(parents=True, exist_ok=True)
     log = Path(run_dir) / LOG_NAME
     cmd = [sys.executable, "-m", "orchestrator", "report", run_id, "--store", str(Path(store_root).resolve()),
            "--reports", str(Path(reports_dir).resolve())]
+    if power_cap_w is not None:
+        cmd += ["--power-cap-w", repr(float(power_cap_w))]
     with open(log, "ab") as log_file:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True)  # Ctrl-C in the terminal: not ours

@@ -13,6 +13,7 @@ import jinja2
 import pandas as pd
 
 from orchestrator.analysis.compare import cross_soc, cross_soc_summary
+from orchestrator.analysis.deployment import Deployment
 from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_column
 from orchestrator.analysis.energy import simulated_share
 from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
@@ -20,6 +21,7 @@ from orchestrator.analysis.series import freq_label
 from orchestrator.analysis.tables import export_csv
 from orchestrator.report.plots import (
     efficiency_bars,
+    pareto_plot,
     ratio_heatmap,
     coexec_share_bars,
     roofline_plot,
@@ -91,10 +93,10 @@ def _emulated_socs(a: RunAnalysis) -> set[str]:
     return set(a.results.loc[a.results["board"].isin(list(a.emulated)), "soc"].astype(str))
 
 
-def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
+def _figures(a: RunAnalysis, out_dir: Path, dep: Deployment) -> dict[str, list[dict[str, Any]]]:
     """Every figure with its caption; ``emulated``: the figure shows timings of an emulated userland."""
     figs: dict[str, list[dict[str, Any]]] = {"throughput": [], "energy": [], "roofline": [], "coexec": [],
-                                             "cross_soc": []}
+                                             "cross_soc": [], "deployment": []}
     socs = _emulated_socs(a)
     for board in dict.fromkeys(a.table["board"]):
         name = f"throughput-{board}.png"
@@ -107,6 +109,14 @@ def _figures(a: RunAnalysis, out_dir: Path) -> dict[str, list[dict[str, Any]]]:
         efficiency_bars(summary, board, out_dir / name)
         figs["energy"].append({"file": name, "caption": f"Images per joule of active power on {board}",
                                "emulated": board in a.emulated})
+    with_energy = dep.candidates.dropna(subset=["energy_per_image_j"])
+    for board in dict.fromkeys(with_energy["board"]):
+        name = f"pareto-{board}.png"
+        simulated = bool(with_energy.loc[with_energy["board"] == board, "simulated"].any())
+        pareto_plot(dep.candidates, dep.picks, board, out_dir / name, simulated)
+        figs["deployment"].append({"file": name, "caption": f"Throughput against active energy per image of every "
+                                   f"measured configuration on {board}, Pareto front joined",
+                                   "emulated": board in a.emulated, "simulated": simulated})
     pts = a.roofline.points
     for soc in dict.fromkeys(pts["soc"]) if not pts.empty else []:
         name = f"roofline-{soc}.png"
@@ -144,9 +154,9 @@ def _models(run: RunDir, results: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
-                 soc_order: list[str] | None = None) -> Path:
+                 soc_order: list[str] | None = None, power_cap_w: float | None = None) -> Path:
     """``soc_order``: how cross-SoC ratios are taken (first / second; else the order recorded in the run, e.g.
-    by ``import --soc-order``, else newer / older SoC)."""
+    by ``import --soc-order``, else newer / older SoC). ``power_cap_w``: the deployment advisor's power cap."""
     out_dir = Path(out_dir)
     a = analyze_run(run, baseline)
     order = soc_order or a.meta.get("soc_order")
@@ -156,7 +166,8 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     meta = a.meta
     results = a.results
-    figures = _figures(a, out_dir)
+    dep = a.deployment(power_cap_w)
+    figures = _figures(a, out_dir, dep)
 
     export_csv(run, "results", out_dir / "results.csv", RESULTS.names)  # in job order
 
@@ -199,6 +210,9 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
         roof_points=_records(a.roofline.points),
         roof_missing=_records(a.roofline.missing),
         quantization=_records(a.quantization),
+        deployment=_records(dep.picks),
+        deployment_front=_records(dep.candidates[dep.candidates["on_front"]]),
+        power_cap_w=power_cap_w,
         coexec=_records(a.coexec),
         cross_soc=_records(a.cross_soc_summary),
         baseline_id=a.baseline_id,

@@ -159,3 +159,46 @@ def ratio_heatmap(pairs: pd.DataFrame, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def pareto_plot(candidates: pd.DataFrame, picks: pd.DataFrame, board: str, path: Path, simulated: bool) -> Path:
+    """Throughput against active energy per image of every candidate configuration of one board, a panel per
+    model x dtype: the Pareto front joined by a line, the other candidates grey, the picks marked."""
+    data = candidates[(candidates["board"] == board) & candidates["energy_per_image_j"].notna()]
+    groups = list(dict.fromkeys(zip(data["model"], data["model_label"], data["dtype"])))
+    cols = min(3, max(1, len(groups)))
+    rows = -(-len(groups) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.4 * rows), dpi=110, layout="constrained",
+                             squeeze=False)
+    marks = (("fastest", "*", "fastest"), ("efficient", "D", "most efficient"), ("capped", "v", "under the cap"))
+    for ax, (model, label, dtype) in zip(axes.flat, groups):
+        g = data[(data["model"] == model) & (data["model_label"] == label) & (data["dtype"] == dtype)]
+        front = g[g["on_front"]].sort_values("energy_per_image_j")
+        rest = g[~g["on_front"]]
+        ax.scatter(rest["energy_per_image_j"] * 1e3, rest["throughput_ips"], color="0.6", s=18, zorder=2)
+        ax.plot(front["energy_per_image_j"] * 1e3, front["throughput_ips"], "o-", color="C0", ms=5, zorder=3)
+        for r in front.itertuples():
+            ax.annotate(r.component_label, (r.energy_per_image_j * 1e3, r.throughput_ips), fontsize=6,
+                        xytext=(3, 3), textcoords="offset points")
+        pick = picks[(picks["board"] == board) & (picks["model"] == model) & (picks["model_label"] == label)
+                     & (picks["dtype"] == dtype)]
+        for name, marker, what in marks:
+            if pick.empty or pd.isna(pick[f"{name}_energy_per_image_j"].iloc[0]):
+                continue
+            ax.scatter(pick[f"{name}_energy_per_image_j"] * 1e3, pick[f"{name}_throughput_ips"], marker=marker,
+                       s=90, facecolors="none", edgecolors="C3", zorder=4, label=what)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        _plain_log_ticks(ax.xaxis, ax.yaxis)
+        ax.set_title(f"{label} {dtype}", fontsize="small")
+        ax.set_xlabel("active energy per image (mJ" + (", simulated)" if simulated else ")"), fontsize="small")
+        ax.set_ylabel("images/s", fontsize="small")
+        ax.grid(which="both", alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small", loc="lower right")
+    for ax in list(axes.flat)[len(groups):]:
+        ax.set_visible(False)
+    fig.suptitle(f"{board}: throughput vs energy per image (line: Pareto front)")
+    fig.savefig(path)
+    plt.close(fig)
+    return path

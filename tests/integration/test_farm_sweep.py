@@ -147,7 +147,7 @@ def test_two_frequency_settings_are_reported_apart_with_temperatures_and_advice(
     exp.write_text(TWO_SETTINGS)
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(inv), "--store", str(tmp_path / "runs"),
-         "--reports", str(tmp_path / "reports"), "--state", str(tmp_path / "state")],
+         "--reports", str(tmp_path / "reports"), "--state", str(tmp_path / "state"), "--power-cap-w", "1000"],
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-5000:] + proc.stdout[-2000:]
@@ -169,3 +169,9 @@ def test_two_frequency_settings_are_reported_apart_with_temperatures_and_advice(
     summary = (report_dir / "summary.md").read_text()
     assert "(simulated temperatures)" in summary
     assert "| a15 @ max | a15 @ 1.4 GHz |" in summary or "| a15 @ 1.4 GHz | a15 @ max |" in summary
+    # the deployment advisor weighs both settings of each board (simulated sensor power, labelled so) under a cap
+    assert 'id="deployment-table"' in html
+    for board in sorted(set(results.board)):
+        row = next(line for line in summary.splitlines() if line.startswith(f"| {board} | Tiny CNN | float32 | 2 |"))
+        assert row.count("**a15 @ ") == 3 and "sim." in row and "within" not in row, row
+        assert (report_dir / f"pareto-{board}.png").exists()

@@ -15,6 +15,8 @@ from tests.conftest import REPO
     (["sweep", "x.yaml", "--lease-wait", "abc"], "Invalid value for '--lease-wait'"),
     (["sweep"], "give an experiments file, or --resume RUN_ID"),
     (["sweep", "x.yaml", "--no-such-option"], "No such option: --no-such-option"),
+    (["sweep", "x.yaml", "--power-cap-w", "0"], "0.0 W: a power cap is a positive number of watts"),
+    (["report", "r1", "--power-cap-w", "nan"], "nan W: a power cap is a positive number of watts"),
 ])
 def test_usage_errors_exit_2_with_a_message(tmp_path, args, says):
     proc = subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=tmp_path, capture_output=True,

@@ -67,9 +67,11 @@ class _Page(HTMLParser):
 
 
 EXPECTED_TABLES = {"throughput-b1", "throughput-b2", "energy-table", "rails-table", "roofline-table",
-                   "roofline-missing", "quantization-table", "coexec-table", "cross-soc-table", "baseline-table"}
+                   "roofline-missing", "quantization-table", "coexec-table", "cross-soc-table", "baseline-table",
+                   "deployment-table", "pareto-table"}
 EXPECTED_IMGS = {"throughput-b1.png", "throughput-b2.png", "efficiency-b1.png", "efficiency-b2.png",
-                 "roofline-socA.png", "roofline-socB.png", "cross-soc.png", "coexec-b1.png"}
+                 "roofline-socA.png", "roofline-socB.png", "cross-soc.png", "coexec-b1.png", "pareto-b1.png",
+                 "pareto-b2.png"}
 
 
 @pytest.fixture
@@ -77,7 +79,7 @@ def report(tmp_path):
     store = Store(tmp_path / "runs")
     full_run(store, "r0", scale=0.5)
     run = full_run(store, "r1")
-    index = write_report(run, tmp_path / "reports" / "r1", baseline=store.open_run("r0"))
+    index = write_report(run, tmp_path / "reports" / "r1", baseline=store.open_run("r0"), power_cap_w=5.0)
     return index
 
 
@@ -103,6 +105,11 @@ def test_report_content(report):
     md = (report.parent / "summary.md").read_text()
     assert "| Tiny CNN | float32 |" in md and "## Energy" in md
     assert "| socA / socB | by name" in md and "| big | float32 |" in md and "| 0.50 | 0.50 |" in md
+    # deployment advisor: b1 float32 has big and little (100 img/s, 4 W active: 40 mJ/image, 6 W drawn, both on
+    # the front) and big+little (120 img/s, no power data: fastest, off the front); nothing draws <= 5 W
+    assert 'id="deployment"' in html and "at most <b>5.00 W</b>" in html
+    assert ("| b1 | Tiny CNN | float32 | 3 | 2 | **big+little** 120.0 img/s, – mJ/image, – W | **big** 100.0 img/s, "
+            "40.00 mJ/image, 6.00 W | none within 5 W (lowest draw: big at 6 W) |") in md
     csv = pd.read_csv(report.parent / "results.csv")
     assert len(csv) == 8 and "min_count not met" in " ".join(csv["reasons"].fillna(""))
 
