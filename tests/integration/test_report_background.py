@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_the_result_comes_first_then_the_report(tmp_path, farm):  # noqa: F811
     exp, inv = farm()
-    proc = sweep(tmp_path, exp, inv, "--report", "background", "--json")
+    proc = sweep(tmp_path, exp, inv, "--report", "background", "--json", "--power-cap-w", "2.5")
     assert proc.returncode == 0, proc.stderr + proc.stdout
     summary = json.loads(proc.stdout)
     assert summary["done"] == 4 and summary["report_pid"] > 0
@@ -29,6 +29,7 @@ def test_the_result_comes_first_then_the_report(tmp_path, farm):  # noqa: F811
     assert wait_for_pending(tmp_path / "state", timeout_s=300) == []
     index = Path(summary["report"])
     assert index.exists() and (index.parent / "summary.md").exists() and (index.parent / "results.csv").exists()
+    assert "mean power is at most 2.50 W" in (index.parent / "summary.md").read_text()  # the sweep's options reach it
     assert f"report: {index}" in (run_dir / "report.log").read_text()
     assert list((tmp_path / "state" / "reports-pending").iterdir()) == []  # its marker went with its process
 
