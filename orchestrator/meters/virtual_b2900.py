@@ -425,6 +425,10 @@ class VirtualB2900:
         self._stopping.set()
         lsock, self._listener = self._listener, None
         if lsock is not None:
+            try:  # wakes the accept loop at once (a close alone leaves it in accept() until its 0.1 s timeout)
+                lsock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             try:
                 lsock.close()
             except OSError:
