@@ -12,8 +12,9 @@ Served, the agent starts once and reads one request per line on stdin:
 and answers each with exactly the events ``run``/``idle`` would write, ended
 by the request's ``summary`` or ``error``; ``clock`` is answered at once with
 one ``clock`` event (its ``t_mono_ns`` is the board's clock), so that the
-controller can estimate the offset of the clocks around every job. Before the first request it writes
-one ``ready`` event (its pid and version). End of stdin ends it (exit 0); a
+controller can estimate the offset of the clocks around every job. Before the first request it imports
+the TFLite runtime (``preload_runtime``: a controller that starts the server ahead of its first job has
+that cost behind it) and writes one ``ready`` event (its pid and version). End of stdin ends it (exit 0); a
 SIGTERM or SIGINT ends the running request with an ``Interrupted`` error
 event (frequencies and sensors restored, as in ``run``) and then the process.
 
@@ -59,6 +60,7 @@ def serve(requests: IO[str], out: IO[str]) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
+        preload_runtime()
         events.emit("ready", agent_version=AGENT_VERSION, pid=os.getpid(), commands=list(COMMANDS))
         while not state["stopping"]:
             line = requests.readline()
@@ -89,6 +91,18 @@ def serve(requests: IO[str], out: IO[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def preload_runtime() -> None:
+    """Import the TFLite runtime now (its module stays imported for every request). A board without one, or
+    with a broken one, is not this function's to report: the first request that needs it raises
+    ``RuntimeMissing`` with the reasons, as it would without the preload."""
+    try:
+        from device_agent.runtime import import_runtime
+
+        import_runtime()
+    except Exception:  # noqa: BLE001 - reported by the request that needs the runtime
+        pass
 
 
 def _decode(line: str) -> Any:

@@ -69,7 +69,7 @@ class SweepOutcome:
 
 def open_transport(board: Board, facts: BoardFacts) -> Transport:
     if board.connection == "local":
-        return LocalTransport(facts)
+        return LocalTransport(facts, prestart=True)
     from orchestrator.transport.ssh import SshTransport  # paramiko: only for boards that need it
 
     return SshTransport(board, python=facts.python, agent_dir=facts.agent_dir)
