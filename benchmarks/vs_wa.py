@@ -23,7 +23,8 @@ socfarm variants (each a ``sweep`` of its own):
             every sweep (what every sweep did before the caches)
 
 Each round runs every (tool, N) once, in an order rotated from round to round, so that the noise of this
-shared machine hits all alike. Wall time is the whole command (interpreter start to exit; socfarm's report
+shared machine hits all alike. Both run in this environment without PYTHONDONTWRITEBYTECODE (``user_env``),
+as a user's shell would. Wall time is the whole command (interpreter start to exit; socfarm's report
 is then written by a process of its own, ``--report background``, the default: its time is printed beside
 the round, waited for untimed before the next command, and not in the wall); the windows are
 the jobs' measurement windows as the agent reported them (socfarm's results table, WA's metrics); overhead
@@ -101,7 +102,17 @@ class SocfarmAgent(Workload):
 '''
 
 
+def user_env(**extra: str) -> dict[str, str]:
+    """The environment both tools run in: this one, as a user's shell has it, bytecode caches written. A
+    PYTHONDONTWRITEBYTECODE set around the benchmark is dropped: with it, every start of a tool compiles the
+    modules that no install precompiled (socfarm's editable install: all of its own; the simulated meter's
+    module alone took 57 ms to compile here, `python -X importtime`)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, **extra}
+
+
 def run(cmd: list[str], timeout_s: float, **kw: Any) -> subprocess.CompletedProcess:
+    kw.setdefault("env", user_env())
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, **kw)
     except subprocess.TimeoutExpired:
@@ -120,7 +131,7 @@ def wa_version(venv: Path) -> str | None:
     if not wa.exists():
         return None
     proc = subprocess.run([str(wa), "--version"], capture_output=True, text=True, timeout=120,
-                          env={**os.environ, "WA_USER_DIRECTORY": str(venv / "wa-user")})
+                          env=user_env(WA_USER_DIRECTORY=str(venv / "wa-user")))
     return proc.stdout.split()[-1] if proc.returncode == 0 and proc.stdout.strip() else None
 
 
@@ -184,7 +195,7 @@ class WorkloadAutomation:
                                                  "iterations": 1},
                                       "workloads": workloads}, indent=1))  # JSON is YAML
         out = here / "wa_output"
-        env = {**os.environ, "WA_USER_DIRECTORY": str(self.user)}
+        env = user_env(WA_USER_DIRECTORY=str(self.user))
         t0 = time.monotonic()
         run([str(self.wa), "run", str(agenda), "-d", str(out), "-f"], self.timeout_s, env=env, cwd=here)
         wall = time.monotonic() - t0
