@@ -5,7 +5,9 @@ set -euo pipefail
 needed=(openssh-server openssh-client iproute2 procps util-linux hostname git make chromium
         # emulated boards (python -m orchestrator.virtual up --userland emulated): ARM root file systems
         # built with mmdebstrap, run through qemu-user registered with binfmt_misc
-        qemu-user-static binfmt-support mmdebstrap)
+        # (arch-test: mmdebstrap's check of a foreign architecture, only a Recommends of it, so not installed
+        # by --no-install-recommends; without it: "E: install arch-test for foreign architecture support")
+        qemu-user-static binfmt-support mmdebstrap arch-test)
 # A Python without the venv module (Debian's python3 without python3-venv).
 python3 -c 'import ensurepip, venv' 2>/dev/null || needed+=(python3-venv)
 missing=()
