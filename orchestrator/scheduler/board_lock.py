@@ -30,6 +30,7 @@ from typing import IO, Callable, Iterator
 from orchestrator.config.inventory import Board
 from orchestrator.errors import SocfarmError
 from orchestrator.scheduler.leases import LeaseHeld
+from orchestrator.transport.process import close_and_wait
 
 LOCK_SCRIPT = r"""
 import fcntl, os, select, sys
@@ -140,19 +141,7 @@ class BoardLock:
                 proc.stdin.write(data)
                 proc.stdin.flush()
 
-            def close() -> None:
-                for stream in (proc.stdin, proc.stdout):
-                    try:
-                        stream.close()
-                    except OSError:
-                        pass
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-
-            return _Session(send, proc.stdout, close)
+            return _Session(send, proc.stdout, lambda: close_and_wait(proc, (proc.stdin, proc.stdout)))
         return self._open_ssh(args)
 
     def _open_ssh(self, args: list[str]) -> _Session:

@@ -12,6 +12,7 @@ from orchestrator.errors import AgentError
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.transport.agent import AgentOutcome, EventCallback
 from orchestrator.transport.clock import SAME_CLOCK, ClockOffset
+from orchestrator.transport.process import close_and_wait
 from orchestrator.transport.served import AgentServer, ServerStreams
 
 
@@ -33,7 +34,7 @@ class LocalTransport:
             self._server = None
         proc, self._spawned = self._spawned, None
         if proc is not None:  # started, never asked: end of input ends it
-            _end(proc)
+            close_and_wait(proc, (proc.stdin, proc.stdout, proc.stderr))
 
     def run(self, command: str, timeout_s: float = 60.0) -> str:
         proc = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=timeout_s)
@@ -96,17 +97,3 @@ class LocalTransport:
         local_path.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(remote_path, local_path)
 
-
-def _end(proc: subprocess.Popen) -> None:
-    """End an agent process that has no request: close its input (it exits), else terminate it."""
-    for stream in (proc.stdin, proc.stdout, proc.stderr):
-        try:
-            if stream is not None:
-                stream.close()
-        except OSError:
-            pass
-    try:
-        proc.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
