@@ -33,6 +33,7 @@ err = Console(stderr=True, soft_wrap=True)
 INVENTORY = typer.Option(Path("inventory/local.yml"), "--inventory", "-i", help="Ansible inventory of the farm.")
 STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")
 REPORTS = typer.Option(Path("reports"), "--reports", help="Where reports/<run-id>/ are written.")
+STATE = typer.Option(Path(".state"), "--state", help="Controller state: ansible artifacts and fact cache.")
 
 
 class ReportMode(str, enum.Enum):
@@ -41,9 +42,6 @@ class ReportMode(str, enum.Enum):
     background = "background"
     wait = "wait"
     none = "none"
-
-
-STATE = typer.Option(Path(".state"), "--state", help="Controller state: ansible artifacts and fact cache.")
 
 
 @app.command()

@@ -29,11 +29,14 @@ SOC_ORDER = typer.Option(
 
 
 def _positive_watts(value: Optional[float]) -> Optional[float]:
-    import math
+    if value is None:
+        return None
+    from orchestrator.analysis.deployment import check_power_cap  # numpy and pandas: only when a cap is given
 
-    if value is not None and not (math.isfinite(value) and value > 0):
-        raise typer.BadParameter(f"{value} W: a power cap is a positive number of watts")
-    return value
+    try:
+        return check_power_cap(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 POWER_CAP = typer.Option(

@@ -36,7 +36,7 @@ import pandas as pd
 
 from orchestrator.analysis.series import SERIES_KEYS
 
-__all__ = ["Deployment", "deployment", "pareto_front", "GROUP"]
+__all__ = ["Deployment", "deployment", "check_power_cap", "pareto_front", "GROUP"]
 
 GROUP = ["board", "soc", "model", "model_label", "dtype"]
 CANDIDATE_COLUMNS = GROUP + ["component_label", "freq_setting", "throughput_ips", "energy_per_image_j", "mean_w",
@@ -134,13 +134,19 @@ def _picks(g: pd.DataFrame, power_cap_w: float | None) -> dict:
     return out
 
 
+def check_power_cap(power_cap_w: float | None) -> float | None:
+    """``power_cap_w`` if it is none or a positive, finite number of watts; else ``ValueError``."""
+    if power_cap_w is not None and not (math.isfinite(power_cap_w) and power_cap_w > 0):
+        raise ValueError(f"{power_cap_w} W: a power cap is a positive number of watts")
+    return power_cap_w
+
+
 def deployment(table: pd.DataFrame, energy_summary: pd.DataFrame, power_cap_w: float | None = None) -> Deployment:
     """The candidates with their Pareto front and the three picks per board, model and dtype.
 
     ``table``: the run's throughput per series (``RunAnalysis.table``); ``energy_summary``: its energy per
     series (``RunAnalysis.energy_summary``); both keyed by :data:`SERIES_KEYS`."""
-    if power_cap_w is not None and not (math.isfinite(power_cap_w) and power_cap_w > 0):
-        raise ValueError(f"power cap {power_cap_w!r} W: a positive number of watts")
+    check_power_cap(power_cap_w)
     candidates = _candidates(table, energy_summary)
     if candidates.empty:
         return Deployment(candidates, pd.DataFrame(columns=GROUP), power_cap_w)
