@@ -31,6 +31,7 @@ from device_agent.platform.control import PlatformSession
 from device_agent.power.session import PowerSession
 from device_agent.runtime import import_runtime
 from device_agent.spec import JobSpec
+from device_agent.spec_components import NO_RUNTIME_KINDS
 from device_agent.stats import latency_ms, throughput_ips
 from device_agent.trace import write_trace
 from device_agent.verdict import judge
@@ -86,7 +87,7 @@ def _run_isolated(spec: JobSpec, events: EventWriter, model_sha256: str, cpus_ef
                   on_open: Callable[[], None], on_close: Callable[[], None],
                   clock_ns: Callable[[], int]) -> Any:
     comp = spec.component
-    runtime = import_runtime() if comp.kind != "external" else None
+    runtime = import_runtime() if comp.kind not in NO_RUNTIME_KINDS else None
     backend = open_backend(spec, comp, "component", runtime)
     events.emit(
         "started",

@@ -2,7 +2,9 @@
 
 A component is one inference engine of the board: ``cpu`` (a TFLite
 interpreter on a CPU cluster), ``gpu`` (the same interpreter with a delegate
-library) or ``external`` (a command run per batch of frames, e.g. over adb).
+library), ``external`` (a command run per batch of frames, e.g. over adb) or
+``simulated`` (a modelled latency: each call sleeps for a seeded draw, see
+``backends/simulated.py``; its figures are not measurements).
 Every kind names the ``cpus`` its driving thread/process is pinned to.
 """
 
@@ -14,14 +16,17 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from device_agent.specfields import MISSING, Checker, int_list, type_name
 
-COMPONENT_KINDS = ("cpu", "gpu", "external")
+COMPONENT_KINDS = ("cpu", "gpu", "external", "simulated")
+NO_RUNTIME_KINDS = ("external", "simulated")  # kinds that never import the TFLite runtime
 DEFAULT_EXTERNAL_TIMEOUT_S = 60.0
+DEFAULT_SIMULATED_SIGMA = 0.05
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _COMMON = ("name", "kind", "cpus")
 _OPTIONAL = {
     "cpu": ("threads",),
     "gpu": ("threads", "delegate_path", "delegate_options"),
     "external": ("command", "frames_per_batch", "timeout_s"),
+    "simulated": ("ms_per_inference", "ms_per_mib", "sigma"),
 }
 
 
@@ -36,6 +41,9 @@ class ComponentSpec:
     command: Tuple[str, ...] = ()
     frames_per_batch: int = 1
     timeout_s: float = DEFAULT_EXTERNAL_TIMEOUT_S
+    ms_per_inference: float = 0.0
+    ms_per_mib: float = 0.0
+    sigma: float = DEFAULT_SIMULATED_SIGMA
 
     @property
     def frames_per_call(self) -> int:
@@ -60,6 +68,8 @@ def parse_component(c: Checker, raw: Any, field: str) -> ComponentSpec:
         return _gpu(c, m, field, spec)
     if kind == "external":
         return _external(c, m, field, spec)
+    if kind == "simulated":
+        return _simulated(c, m, field, spec)
     return spec
 
 
@@ -97,6 +107,22 @@ def _external(c: Checker, m: Dict[str, Any], field: str, spec: ComponentSpec) ->
     timeout_s = c.number(m.get("timeout_s", DEFAULT_EXTERNAL_TIMEOUT_S), field + ".timeout_s")
     return ComponentSpec(spec.name, spec.kind, spec.cpus, 1, command=tuple(command),
                          frames_per_batch=frames, timeout_s=timeout_s)
+
+
+def _at_least_zero(c: Checker, m: Dict[str, Any], key: str, field: str, default: float) -> float:
+    value = c.number(m.get(key, default), "%s.%s" % (field, key), positive=False)
+    if value < 0:
+        c.problem("%s.%s" % (field, key), "must be >= 0, got %r" % value)
+    return value
+
+
+def _simulated(c: Checker, m: Dict[str, Any], field: str, spec: ComponentSpec) -> ComponentSpec:
+    if "ms_per_inference" not in m:
+        c.problem(field + ".ms_per_inference", "missing required field (kind simulated)")
+    ms = c.number(m.get("ms_per_inference", MISSING), field + ".ms_per_inference")
+    per_mib = _at_least_zero(c, m, "ms_per_mib", field, 0.0)
+    sigma = _at_least_zero(c, m, "sigma", field, DEFAULT_SIMULATED_SIGMA)
+    return ComponentSpec(spec.name, spec.kind, spec.cpus, 1, ms_per_inference=ms, ms_per_mib=per_mib, sigma=sigma)
 
 
 def parse_components(c: Checker, raw: Any) -> Tuple[ComponentSpec, ...]:

@@ -1,1 +1,1 @@
-"""Inference backends: one per component kind (``cpu``, ``gpu``, ``external``)."""
+"""Inference backends: one per component kind (``cpu``, ``gpu``, ``external``, ``simulated``)."""

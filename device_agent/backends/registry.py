@@ -7,6 +7,7 @@ from typing import Optional
 from device_agent.backends.base import Backend
 from device_agent.backends.delegate import open_gpu
 from device_agent.backends.external import open_external
+from device_agent.backends.simulated import open_simulated
 from device_agent.backends.tflite import open_cpu
 from device_agent.runtime import Runtime, import_runtime
 from device_agent.spec import JobSpec
@@ -18,6 +19,9 @@ def open_backend(spec: JobSpec, component: ComponentSpec, field: str, runtime: O
     if component.kind == "external":
         return open_external(component.command, component.frames_per_batch, component.timeout_s, field,
                              spec.model.path)
+    if component.kind == "simulated":
+        return open_simulated(spec.model.path, component.ms_per_inference, component.ms_per_mib, component.sigma,
+                              spec.input_seed, component.name)
     runtime = runtime if runtime is not None else import_runtime()
     if component.kind == "gpu":
         return open_gpu(runtime, spec.model.path, component.threads, spec.input_seed,

@@ -36,6 +36,7 @@ from device_agent.backends.registry import open_backend  # noqa: E402
 from device_agent.errors import AgentError  # noqa: E402
 from device_agent.runtime import import_runtime  # noqa: E402
 from device_agent.spec import JobSpec  # noqa: E402
+from device_agent.spec_components import NO_RUNTIME_KINDS  # noqa: E402
 
 GO_TIMEOUT_S = 600.0
 _NS_PER_S = 1000000000
@@ -51,7 +52,7 @@ def worker_main(spec: JobSpec, worker: int, counter: Any, flags: Any, go: Any, c
     field = "components[%d]" % worker
     try:
         cpus = pin(comp.cpus)
-        runtime = import_runtime() if comp.kind != "external" else None
+        runtime = import_runtime() if comp.kind not in NO_RUNTIME_KINDS else None
         backend = open_backend(spec, comp, field, runtime)
         for _ in range(spec.rules.warmup_runs):
             backend.invoke()
