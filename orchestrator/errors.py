@@ -75,3 +75,14 @@ class SshAuthError(StableError):
 
 class HostKeyError(StableError):
     """The board's host key is unknown or does not match known_hosts."""
+
+
+# A board's hold (the controller's lease, the lock on the board) that could not be kept: the board's share of the
+# sweep ends, since another sweep may now measure on it
+class LeaseRenewalFailed(TransientError):
+    """The lease of a board in the controller's state folder could not be renewed (taken by another holder,
+    its folder unwritable, anything)."""
+
+
+class BoardLockLost(TransientError):
+    """The lock on the board itself ended while the sweep held it (its session or holder process died)."""

@@ -11,6 +11,14 @@ and answers ``locked``, then waits for heartbeats. End of input, ``release`` or 
 (``ttl_s``: a controller that vanished without closing its session, a cut network) end it and free
 the board. A second holder is answered ``held <who>`` at once. No stale lock is ever broken by
 hand: only the holder's end frees it.
+
+Every acquire, refusal and release is appended to ``<work_dir>/.socfarm.lock.log`` (one JSON line each:
+``event``, ``holder``, the script's ``pid``, the board's ``t_wall`` and ``t_mono_ns``; a release also says
+``why``), written with O_APPEND and fsync'd, the release line before the lock is freed: the board's own
+record of who held it when. A holder killed outright leaves no release line (the next acquire bounds it).
+
+The holder notices the lock's loss as soon as the script's session ends (its output reaches end of file) and
+at the latest at the next heartbeat that cannot be sent: ``lost`` is then set with a ``BoardLockLost``.
 """
 
 from __future__ import annotations
@@ -28,16 +36,32 @@ from dataclasses import dataclass
 from typing import IO, Callable, Iterator
 
 from orchestrator.config.inventory import Board
-from orchestrator.errors import SocfarmError
-from orchestrator.scheduler.leases import LeaseHeld
+from orchestrator.errors import BoardLockLost, SocfarmError
+from orchestrator.scheduler.leases import HoldLost, LeaseHeld
 from orchestrator.transport.process import close_and_wait
 
 LOCK_SCRIPT = r"""
-import fcntl, os, select, sys
+import fcntl, json, os, select, sys, time
 work_dir, ttl, holder = sys.argv[1], float(sys.argv[2]), sys.argv[3]
 os.makedirs(work_dir, exist_ok=True)
 fd = os.open(os.path.join(work_dir, ".socfarm.lock"), os.O_RDWR | os.O_CREAT, 0o644)
 info = os.path.join(work_dir, ".socfarm.lock.json")
+def log(event, **more):
+    try:
+        who = json.loads(holder)
+    except ValueError:
+        who = holder
+    line = json.dumps({"event": event, "holder": who, "pid": os.getpid(), "t_wall": time.time(),
+                       "t_mono_ns": time.monotonic_ns(), **more}) + "\n"
+    try:
+        out = os.open(os.path.join(work_dir, ".socfarm.lock.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(out, line.encode())
+            os.fsync(out)
+        finally:
+            os.close(out)
+    except OSError:
+        pass
 try:
     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
 except OSError:
@@ -46,20 +70,25 @@ except OSError:
             current = f.read().strip() or "{}"
     except OSError:
         current = "{}"
+    log("refused", held_by=current)
     print("held " + current, flush=True)
     sys.exit(0)
+log("acquired")
 with open(info + ".tmp", "w") as f:
     f.write(holder)
 os.replace(info + ".tmp", info)
 print("locked", flush=True)
+why = "error"
 try:
     while True:
         ready, _, _ = select.select([0], [], [], ttl)
         data = os.read(0, 4096) if ready else b""
         if not data or b"release" in data:
+            why = "release" if data else ("end of input" if ready else "missed heartbeat")
             break
 finally:
     os.unlink(info)
+    log("released", why=why)
 """
 
 
@@ -74,19 +103,21 @@ class _Session:
     send: Callable[[bytes], None]
     stdout: IO[bytes]
     close: Callable[[], None]
+    untimed: Callable[[], None] = lambda: None  # after the answer: reads of stdout wait for its end, however long
 
 
 class BoardLock:
     """The board's lock, kept by heartbeats until :meth:`release`; ``lost`` once it can no longer be kept."""
 
-    def __init__(self, board: Board, owner: str, ttl_s: float = 60.0):
+    def __init__(self, board: Board, owner: str, ttl_s: float = 60.0, lost: HoldLost | None = None):
         self.board = board
         self.owner = owner
         self.ttl_s = ttl_s
-        self.lost = threading.Event()
+        self.lost = lost if lost is not None else HoldLost()
         self._stop = threading.Event()
         self._session: _Session | None = None
         self._thread: threading.Thread | None = None
+        self._watch: threading.Thread | None = None
 
     def holder(self) -> str:
         return json.dumps({"owner": self.owner, "host": socket.gethostname(), "pid": os.getpid(),
@@ -101,9 +132,13 @@ class BoardLock:
         except (OSError, ValueError) as exc:
             answer = f"no answer ({exc})"
         if answer == "locked":
+            session.untimed()
             self._session = session
             self._thread = threading.Thread(target=self._beat, name=f"lock-{self.board.name}", daemon=True)
             self._thread.start()
+            self._watch = threading.Thread(target=self._await_end, args=(session.stdout,),
+                                           name=f"lock-end-{self.board.name}", daemon=True)
+            self._watch.start()
             return self
         session.close()
         if answer.startswith("held "):
@@ -127,9 +162,25 @@ class BoardLock:
         while not self._stop.wait(self.ttl_s / 4):
             try:
                 self._session.send(b"\n")
-            except Exception:  # noqa: BLE001 - the session died: the board freed the lock
-                self.lost.set()
+            except Exception as exc:  # noqa: BLE001 - the session died: the board freed the lock
+                self._lose(f"a heartbeat could not be sent ({type(exc).__name__}: {exc})")
                 return
+
+    def _await_end(self, stdout: IO[bytes]) -> None:
+        """The script writes nothing after ``locked``: its output ends when it does, the lock with it."""
+        try:
+            while stdout.readline():
+                pass
+        except Exception:  # noqa: BLE001 - a broken stream: the same as its end
+            pass
+        self._lose("the lock's process on the board ended (its session reached end of file)")
+
+    def _lose(self, cause: str) -> None:
+        if self._stop.is_set():
+            return  # released by us
+        self.lost.lose(BoardLockLost(f"{self.board.name}: lost the lock on the board "
+                                     f"({self.board.work_dir}/.socfarm.lock): {cause}; another sweep may take the "
+                                     "board, so its share of this sweep ends"))
 
     # -- the script's process -------------------------------------------------------
     def _open(self, args: list[str]) -> _Session:
@@ -160,7 +211,7 @@ class BoardLock:
             channel.close()
             conn.close()
 
-        return _Session(channel.sendall, channel.makefile("rb"), close)
+        return _Session(channel.sendall, channel.makefile("rb"), close, lambda: channel.settimeout(None))
 
 
 @contextmanager

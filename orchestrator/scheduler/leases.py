@@ -19,11 +19,27 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from orchestrator.errors import TransientError
+from orchestrator.errors import LeaseRenewalFailed, SocfarmError, TransientError
 
 
 class LeaseHeld(TransientError):
     """Another sweep holds the board."""
+
+
+class HoldLost(threading.Event):
+    """Set once a board's hold (its lease here, or its lock on the board) can no longer be kept; ``error`` says
+    why (the first loss wins). The board's runner ends its share on it, also mid-job."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.error: SocfarmError | None = None
+        self._lock = threading.Lock()
+
+    def lose(self, error: SocfarmError) -> None:
+        with self._lock:
+            if self.error is None:
+                self.error = error
+        self.set()
 
 
 @dataclass(frozen=True)
@@ -98,7 +114,8 @@ class LeaseTable:
         with self._guard():
             current = self.read(lease.board)
             if current is None or current.token != lease.token:
-                raise LeaseHeld(f"lost the lease on {lease.board}")
+                now = "its file is gone" if current is None else f"it is now held by {current.describe()}"
+                raise LeaseHeld(f"lost the lease on {lease.board}: {now}")
             tmp = self._path(lease.board).with_suffix(".tmp")
             tmp.write_text(json.dumps(asdict(renewed)))
             os.replace(tmp, self._path(lease.board))
@@ -130,10 +147,13 @@ class _Flock:
 
 
 class LeaseKeeper:
-    """Holds a lease and renews it in the background until closed."""
+    """Holds a lease and renews it in the background until closed. A renewal that fails, whatever the cause
+    (the lease taken by another holder, an error of the state folder), sets ``lost`` with a
+    ``LeaseRenewalFailed`` and renews no more: never a silent end."""
 
-    def __init__(self, table: LeaseTable, board: str, owner: str):
+    def __init__(self, table: LeaseTable, board: str, owner: str, lost: HoldLost | None = None):
         self.table = table
+        self.lost = lost if lost is not None else HoldLost()
         self.lease = table.acquire(board, owner)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._renew, name=f"lease-{board}", daemon=True)
@@ -143,13 +163,28 @@ class LeaseKeeper:
         while not self._stop.wait(self.table.ttl_s / 3):
             try:
                 self.lease = self.table.renew(self.lease)
-            except LeaseHeld:
+            except Exception as exc:  # noqa: BLE001 - any cause: reported through ``lost``, never swallowed
+                board = self.lease.board
+                self.lost.lose(LeaseRenewalFailed(
+                    f"{board}: renewing its lease {self.table._path(board)} failed ({type(exc).__name__}: {exc}); "
+                    "another sweep may take the board, so its share of this sweep ends"))
                 return
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
-        self.table.release(self.lease)
+        try:
+            self.table.release(self.lease)
+        except OSError:
+            if self.lease_lost is None:
+                raise
+            # the renewal failed already (reported through ``lost``): the folder that broke it breaks this too
+
+    @property
+    def lease_lost(self) -> LeaseRenewalFailed | None:
+        """Why the renewal failed (None while it did not)."""
+        error = self.lost.error
+        return error if isinstance(error, LeaseRenewalFailed) else None
 
     def __enter__(self) -> "LeaseKeeper":
         return self

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from orchestrator.config.inventory import Board, Component
+from orchestrator.errors import BoardLockLost
 from orchestrator.scheduler.board_lock import BoardLock, BoardLockError
 from orchestrator.scheduler.leases import LeaseHeld
 
@@ -69,6 +70,42 @@ def test_an_unusable_work_dir_is_a_lock_error_not_a_holder(tmp_path):
     (tmp_path / "file").write_text("not a folder")
     with pytest.raises(BoardLockError, match="cannot take the board's lock"):
         BoardLock(local_board(tmp_path / "file" / "work"), "run").acquire()
+
+
+def test_a_lock_whose_process_dies_is_lost_at_once_with_a_named_error(tmp_path):
+    board = local_board(tmp_path / "work")
+    lock = BoardLock(board, "run-1", ttl_s=600).acquire()  # next heartbeat in 150 s: only the end of its output
+    try:
+        os.kill(_script_pid(tmp_path / "work"), signal.SIGKILL)
+        assert lock.lost.wait(30), "the lock's end was not noticed"
+        assert isinstance(lock.lost.error, BoardLockLost)
+        assert str(lock.lost.error).startswith("here: lost the lock on the board")
+        assert str(tmp_path / "work" / ".socfarm.lock") in str(lock.lost.error)
+    finally:
+        lock.release()
+
+
+def test_a_released_lock_is_not_reported_lost(tmp_path):
+    lock = BoardLock(local_board(tmp_path / "work"), "run-1").acquire()
+    lock.release()
+    lock._watch.join(10)
+    assert not lock.lost.is_set()
+
+
+def test_the_board_logs_every_acquire_refusal_and_release(tmp_path):
+    board = local_board(tmp_path / "work")
+    first = BoardLock(board, "run-1").acquire()
+    with pytest.raises(LeaseHeld):
+        BoardLock(board, "run-2").acquire()
+    first.release()
+    BoardLock(board, "run-3").acquire().release()
+    lines = [json.loads(line) for line in (tmp_path / "work" / ".socfarm.lock.log").read_text().splitlines()]
+    assert [(e["event"], e["holder"]["owner"]) for e in lines] == [
+        ("acquired", "run-1"), ("refused", "run-2"), ("released", "run-1"), ("acquired", "run-3"),
+        ("released", "run-3")]
+    assert lines[2]["why"] == "release" and json.loads(lines[1]["held_by"])["owner"] == "run-1"
+    walls = [e["t_wall"] for e in lines]
+    assert walls == sorted(walls) and all(e["pid"] > 0 and e["t_mono_ns"] > 0 for e in lines)
 
 
 def _script_pid(work_dir) -> int:

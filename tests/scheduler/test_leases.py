@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
 
 import pytest
 
+from orchestrator.errors import LeaseRenewalFailed
 from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
 
 
@@ -64,3 +66,27 @@ def test_corrupt_lease_file_counts_as_stale(tmp_path):
     table = LeaseTable(tmp_path)
     (tmp_path / "b.lease").write_text("{torn")
     assert table.acquire("b", "run-a").owner == "run-a"
+
+
+def test_a_renewal_that_finds_another_holder_ends_the_hold_with_a_named_error(tmp_path):
+    table = LeaseTable(tmp_path, ttl_s=0.3)
+    keeper = LeaseKeeper(table, "b", "run-a")
+    theirs = {**json.loads((tmp_path / "b.lease").read_text()), "owner": "run-b", "token": "f" * 16}
+    (tmp_path / "b.lease").write_text(json.dumps(theirs))  # as if another sweep had broken it and taken it
+    assert keeper.lost.wait(10), "the failed renewal was not reported"
+    error = keeper.lost.error
+    assert isinstance(error, LeaseRenewalFailed)
+    assert str(error).startswith("b: ") and str(tmp_path / "b.lease") in str(error)
+    assert "LeaseHeld" in str(error) and "run-b" in str(error)
+    keeper.close()
+    assert table.read("b").owner == "run-b"  # theirs is never released by us
+
+
+def test_a_renewal_that_fails_on_the_state_folder_ends_the_hold_with_a_named_error(tmp_path):
+    table = LeaseTable(tmp_path / "leases", ttl_s=0.3)
+    keeper = LeaseKeeper(table, "b", "run-a")
+    shutil.rmtree(tmp_path / "leases")  # the state folder broke under the sweep
+    assert keeper.lost.wait(10), "the failed renewal was not reported"
+    assert isinstance(keeper.lost.error, LeaseRenewalFailed)
+    assert "FileNotFoundError" in str(keeper.lost.error) and "b.lease" in str(keeper.lost.error)
+    keeper.close()  # already reported: closing does not raise the same failure again
