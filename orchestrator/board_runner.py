@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from orchestrator.analysis.emulation import timing_source
 from orchestrator.board_power import (
     PowerSource,
     clock_reasons,
@@ -104,7 +105,8 @@ def result_row(
     emulated: str | None = None,
 ) -> dict[str, Any]:
     """The job's results row (schema ``RESULTS``); ``emulated``: the board's ``Board.emulated`` (what emulated
-    its userland, null for a real board), carried by every row so that its timings stay labelled."""
+    its userland, null for a real board) and/or its simulated components (``timing_source``), carried by every
+    row so that its timings stay labelled."""
     summary = outcome.summary or {}
     started = outcome.started or {}
     runtime = started.get("runtime") or {}
@@ -240,6 +242,9 @@ class BoardRunner:
         pending = list(jobs)
         if self.board.emulated and pending:
             self.progress.board_emulated(self.board.name, self.board.emulated)
+        simulated = sorted({m.name for j in pending for m in j.members if m.kind == "simulated"})
+        if simulated:
+            self.progress.board_emulated(self.board.name, timing_source(None, simulated) or "")
         try:
             self._isolated = IsolatedBaselines.from_store(self.run, self.board.name)
             transport = open_transport(self.board, self.facts)
@@ -524,7 +529,8 @@ class BoardRunner:
         latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
                                  run.run_id, job.job_id)
         row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power(), self.board.thermal,
-                         self._cooldown, self.board.emulated)
+                         self._cooldown,
+                         timing_source(self.board.emulated, [m.name for m in job.members if m.kind == "simulated"]))
         power = self._power(job, summary, transport, local_dir, meter, capture, clock, row)
 
         if len(power):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Callable
 
 from orchestrator.config.experiment import Experiment, ExperimentsFile, MatchRule
-from orchestrator.config.inventory import Board, Component, Lab
+from orchestrator.config.inventory import DRIVEN_KINDS, Board, Component, Lab
 from orchestrator.config.yaml_source import Loc
 from orchestrator.errors import ConfigError
 from orchestrator.jobs import Job, Member, make_job_id
@@ -130,7 +130,7 @@ def plan(spec: ExperimentsFile, lab: Lab, manifest: Manifest, where: Where = _pl
             for board in boards:
                 for members in _component_sets(board, exp.components):
                     for c in members:
-                        if c.kind != "external" and c.frequency_domain is None:
+                        if c.kind not in DRIVEN_KINDS and c.frequency_domain is None:
                             field = "devfreq" if c.kind == "gpu" else "cpufreq_policy"
                             problems.append(f"{where(base + ('frequencies',))}: component {c.name} of {board.name} "
                                             f"has no {field} in the inventory, so it cannot be pinned")

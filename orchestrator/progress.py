@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_text
+from orchestrator.analysis.emulation import NOT_PERFORMANCE, SIMULATED_INFERENCE, emulation_text, label_of
 from orchestrator.jobs import Job
 
 #: after the throughput of a job whose board's userland is emulated (its timings are the emulator's); no
@@ -18,13 +18,16 @@ EMULATED_LABEL = "(emulated)"
 
 
 def timing_text(row: dict[str, Any]) -> str:
-    """'12.3 img/s', or '12.3 img/s (emulated)' for a row of a board with an emulated userland."""
+    """'12.3 img/s', or '12.3 img/s (emulated)' for a row of a board with an emulated userland ('(simulated)'
+    for a row of a simulated component)."""
     text = f"{row['throughput_ips']:.1f} img/s"
-    return text + f" {EMULATED_LABEL}" if emulation_text(row.get("emulated")) else text
+    return text + f" ({label_of(row.get('emulated'))})" if emulation_text(row.get("emulated")) else text
 
 
 def emulated_note(board: str, emulation: str) -> str:
-    """Said once per board before its jobs: why its job lines say (emulated)."""
+    """Said once per board before its jobs: why its job lines say (emulated), or (simulated)."""
+    if label_of(emulation) == "simulated":
+        return f"{board}: {emulation}: its {NOT_PERFORMANCE}; those job lines say (simulated)"
     return (f"{board}: emulated userland ({emulation}): its {NOT_PERFORMANCE}; its job lines say "
             f"{EMULATED_LABEL}")
 

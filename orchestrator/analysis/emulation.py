@@ -12,6 +12,10 @@ does for simulated power:
   an advisor finding;
 - cross-SoC ratios and baseline ratios name an emulated side; a regression verdict never compares an emulated
   series with a real one (``not comparable``).
+
+A job of a ``simulated`` component (a modelled latency: the agent sleeps instead of inferring) carries
+``"simulated inference (...)"`` in the same column, so its timings take the same path; the labels then say
+*simulated* instead of *emulated* (``label_of``).
 """
 
 from __future__ import annotations
@@ -21,10 +25,33 @@ from typing import Any
 import pandas as pd
 
 __all__ = ["NOT_PERFORMANCE", "emulation_text", "emulation_column", "emulated_boards", "is_emulated", "emulation_of",
-           "emulation_status", "emulation_status_text", "side_text"]
+           "emulation_status", "emulation_status_text", "side_text", "SIMULATED_INFERENCE", "timing_source",
+           "label_of"]
 
 #: what every label of an emulated timing says
 NOT_PERFORMANCE = "timings are not performance figures"
+#: the start of the description of a job whose components are of the ``simulated`` kind
+SIMULATED_INFERENCE = "simulated inference"
+
+
+def timing_source(board_emulated: str | None, simulated: list[str]) -> str | None:
+    """A results row's ``emulated``: the board's emulation and/or, for ``simulated`` members (their names),
+    ``"simulated inference (modelled latency: npu)"``; None: real timings."""
+    parts = [board_emulated] if board_emulated else []
+    if simulated:
+        parts.insert(0, f"{SIMULATED_INFERENCE} (modelled latency: {', '.join(simulated)})")
+    return "; ".join(parts) or None
+
+
+def label_of(texts) -> str:
+    """``"simulated"`` when every description among ``texts`` (one, or several) is a simulated inference,
+    ``"emulated"`` when none is, ``"emulated/simulated"`` for a mix; ``""`` for none."""
+    parts = [p.strip() for t in ([texts] if isinstance(texts, str) else texts) for p in emulation_text(t).split(";")]
+    parts = [p for p in parts if p]
+    sim = [p.startswith(SIMULATED_INFERENCE) for p in parts]
+    if not parts:
+        return ""
+    return "simulated" if all(sim) else "emulated" if not any(sim) else "emulated/simulated"
 
 
 def emulation_text(value: Any) -> str:
@@ -76,4 +103,6 @@ def emulation_status(run) -> dict[str, str] | None:
 
 
 def emulation_status_text(boards: dict[str, str]) -> str:
-    return f"emulated userland on {side_text(boards)}: their {NOT_PERFORMANCE}"
+    what = {"simulated": SIMULATED_INFERENCE, "emulated": "emulated userland"}.get(
+        label_of(list(boards.values())), "emulated userland or simulated inference")
+    return f"{what} on {side_text(boards)}: their {NOT_PERFORMANCE}"

@@ -20,13 +20,16 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-ComponentKind = Literal["cpu", "gpu", "external"]
+ComponentKind = Literal["cpu", "gpu", "external", "simulated"]
 # the fields that only one kind of component may set
 _KIND_FIELDS: dict[str, tuple[str, ...]] = {
     "cpu": (),
     "gpu": ("delegate_path", "delegate_options", "devfreq"),
     "external": ("command", "frames_per_batch", "timeout_s"),
+    "simulated": ("ms_per_inference", "ms_per_mib", "sigma"),
 }
+#: kinds whose inference is not the board's own work (no frequency domain the board controls, one thread)
+DRIVEN_KINDS = ("external", "simulated")
 
 
 class Component(Strict):
@@ -37,7 +40,10 @@ class Component(Strict):
       ``delegate_options``), driven from ``cpus``; ``devfreq`` names its frequency node;
     - ``external``: a command run per batch of ``frames_per_batch`` frames (e.g. an NPU
       runner), driven from ``cpus``; ``{model}``, ``{frames}`` and ``{batch}`` in its argv
-      are replaced by the model path on the board, the batch size and the call number.
+      are replaced by the model path on the board, the batch size and the call number;
+    - ``simulated``: a modelled latency, no inference: each call sleeps for a seeded lognormal draw
+      (median ``ms_per_inference`` + ``ms_per_mib`` x the model file's MiB, shape ``sigma``). For virtual
+      boards that must not burn the controller's cores; every row of its jobs is labelled simulated.
     """
 
     name: str = Field(pattern=NAME_PATTERN)
@@ -54,6 +60,9 @@ class Component(Strict):
     command: list[str] | None = Field(None, min_length=1, description="external: argv run per batch")
     frames_per_batch: PositiveInt = 1
     timeout_s: PositiveFloat = 60.0
+    ms_per_inference: PositiveFloat | None = Field(None, description="simulated: median latency of a call (ms)")
+    ms_per_mib: float = Field(0.0, ge=0, description="simulated: ms added per MiB of the model file")
+    sigma: float = Field(0.05, ge=0, description="simulated: the lognormal's shape (0: no spread)")
 
     @model_validator(mode="after")
     def _fields_of_its_kind(self) -> "Component":
@@ -61,17 +70,20 @@ class Component(Strict):
             raise ValueError("a gpu component needs 'delegate_path' (the delegate library on the board)")
         if self.kind == "external" and not self.command:
             raise ValueError("an external component needs 'command' (the argv run per batch)")
+        if self.kind == "simulated" and self.ms_per_inference is None:
+            raise ValueError("a simulated component needs 'ms_per_inference' (its modelled latency, ms)")
         foreign = [f for kind, fields in _KIND_FIELDS.items() if kind != self.kind for f in fields
                    if f in self.model_fields_set]
         if foreign:
             raise ValueError(f"{', '.join(foreign)}: not a field of a {self.kind} component")
-        if self.kind == "external" and self.threads is not None:
-            raise ValueError("threads: not a field of an external component")
+        if self.kind in DRIVEN_KINDS and self.threads is not None:
+            raise ValueError(f"threads: not a field of a{'n' if self.kind == 'external' else ''} {self.kind} "
+                             "component")
         return self
 
     @property
     def effective_threads(self) -> int:
-        if self.kind == "external":
+        if self.kind in DRIVEN_KINDS:
             return 1
         return self.threads or (1 if self.kind == "gpu" else len(self.cpus))
 
@@ -83,7 +95,7 @@ class Component(Strict):
     def agent_spec(self) -> dict:
         """The agent's ``component`` object for this component."""
         spec: dict = {"name": self.name, "kind": self.kind, "cpus": list(self.cpus)}
-        if self.kind != "external":
+        if self.kind not in DRIVEN_KINDS:
             spec["threads"] = self.effective_threads
         if self.kind == "gpu":
             spec["delegate_path"] = self.delegate_path
@@ -92,6 +104,8 @@ class Component(Strict):
         if self.kind == "external":
             spec.update(command=list(self.command or []), frames_per_batch=self.frames_per_batch,
                         timeout_s=self.timeout_s)
+        if self.kind == "simulated":
+            spec.update(ms_per_inference=self.ms_per_inference, ms_per_mib=self.ms_per_mib, sigma=self.sigma)
         return spec
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from orchestrator.analysis.compare import cross_soc, cross_soc_summary
 from orchestrator.analysis.deployment import Deployment
-from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_column
+from orchestrator.analysis.emulation import NOT_PERFORMANCE, emulation_column, label_of
 from orchestrator.analysis.energy import simulated_share
 from orchestrator.analysis.run_analysis import RunAnalysis, analyze_run, job_details
 from orchestrator.analysis.series import freq_label
@@ -199,6 +199,10 @@ def write_report(run: RunDir, out_dir: Path, baseline: RunDir | None = None,
         else False,
         power_simulated=simulated_share(results),
         emulated=a.emulated,
+        # simulated components (a modelled latency) and emulated userlands have a banner each; the marks say which
+        simulated_inference={b: e for b, e in a.emulated.items() if label_of(e) == "simulated"},
+        emulated_userland={b: e for b, e in a.emulated.items() if label_of(e) != "simulated"},
+        emu_word=label_of(list(a.emulated.values())) or "emulated",
         not_performance=NOT_PERFORMANCE,
         idle=_records(a.idle),
         energy=_records(energy),

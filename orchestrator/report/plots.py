@@ -12,7 +12,7 @@ from matplotlib.ticker import LogFormatter  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from orchestrator.analysis.emulation import emulation_column  # noqa: E402
+from orchestrator.analysis.emulation import emulation_column, label_of  # noqa: E402
 from orchestrator.analysis.series import SERIES_KEYS, freq_label  # noqa: E402
 
 
@@ -55,10 +55,11 @@ def throughput_bars(table: pd.DataFrame, board: str, path: Path) -> Path:
     """Throughput of every model on every component x dtype of one board (the title says when the board's
     userland was emulated: the figure may leave the report)."""
     data = table[table["board"] == board]
-    emulated = bool((emulation_column(data) != "").any())
+    label = label_of([t for t in emulation_column(data) if t])
+    what = {"emulated": "emulated userland", "simulated": "simulated inference"}.get(label, label)
     return _grouped_bars(data, "throughput_ips", "throughput (images/s, log)",
-                         f"{board}: throughput per component" + ("\n(emulated userland: not performance figures)"
-                                                                 if emulated else ""), path)
+                         f"{board}: throughput per component" + (f"\n({what}: not performance figures)"
+                                                                 if label else ""), path)
 
 
 def efficiency_bars(energy: pd.DataFrame, board: str, path: Path) -> Path:
