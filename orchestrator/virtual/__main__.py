@@ -12,6 +12,11 @@ through qemu-user (see orchestrator/virtual/userland.py): provisioning and the
 agent then run on the board's own instruction set and Python; emulated
 timings are not performance figures.
 
+``--inference simulated`` gives every board ``simulated`` components (named
+``xu3-sim-1``, ``hikey-sim-1``, ...): their inference is a modelled latency the
+agent sleeps for, so the boards cost this machine no CPU and a sweep measures
+the orchestrator itself; every figure of them is labelled simulated.
+
 Each board's CLOCK_MONOTONIC is offset from this machine's (by default by
 seconds to hours, different per board; ``--clock-offsets xu3-1=3600,hikey-1=0.5``
 sets some, ``--same-clock`` gives every board this machine's clock).
@@ -48,10 +53,11 @@ KINDS = {"xu3": ("odroid_xu3", "xu3"), "odroid_xu3": ("odroid_xu3", "xu3"),
          "hikey970": ("hikey970", "hikey"), "hikey": ("hikey970", "hikey")}
 
 
-def parse_boards(text: str, sensors: str = "vendor", userland: str = "host") -> list[BoardSpec]:
+def parse_boards(text: str, sensors: str = "vendor", userland: str = "host",
+                 simulated: bool = False) -> list[BoardSpec]:
     """'xu3:2,hikey970:1' -> xu3-1, xu3-2, hikey-1. With ``userland="emulated"`` every board runs a Debian
     root file system of its SoC's architecture, bookworm unless the kind says ``@SUITE``
-    ('xu3:1,hikey970:1,hikey970@bullseye:1')."""
+    ('xu3:1,hikey970:1,hikey970@bullseye:1'). ``simulated``: the names say so (xu3-sim-1, hikey-sim-1)."""
     if userland not in ("host", "emulated"):
         raise ValueError(f"--userland: 'host' or 'emulated', got {userland!r}")
     specs: list[BoardSpec] = []
@@ -64,6 +70,7 @@ def parse_boards(text: str, sensors: str = "vendor", userland: str = "host") -> 
         if kind not in KINDS:
             raise ValueError(f"unknown board kind {kind!r}; known: {', '.join(KINDS)}")
         soc, prefix = KINDS[kind]
+        prefix = f"{prefix}-sim" if simulated else prefix
         try:
             count = int(n or "1")
         except ValueError:
@@ -126,7 +133,8 @@ def _meter(text: str | None) -> dict | None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    specs = with_clock_offsets(parse_boards(args.boards, args.sensors, args.userland),
+    simulated = args.inference == "simulated"
+    specs = with_clock_offsets(parse_boards(args.boards, args.sensors, args.userland, simulated),
                                clock_offsets=args.clock_offsets, same_clock=args.same_clock)
     meter = _meter(args.meter)
     stop = threading.Event()
@@ -138,9 +146,11 @@ def cmd_up(args: argparse.Namespace) -> int:
     try:
         farm.up()
         farm.wait_ready(args.ready_timeout_s)
-        inventory = write_inventory(farm, farm.state_dir / "inventory.yml", meter=meter)
+        inventory = write_inventory(farm, farm.state_dir / "inventory.yml", meter=meter, simulated=simulated)
         print(f"READY {inventory}", flush=True)
-        print(f"farm {farm.farm_id}: {len(specs)} boards on {farm.bridge} ({farm.bridge_address}/24) up in "
+        print(f"farm {farm.farm_id}: {len(specs)} boards"
+              + (" with simulated components (modelled latency, not performance figures)" if simulated else "")
+              + f" on {farm.bridge} ({farm.bridge_address}/24) up in "
               f"{time.monotonic() - t0:.2f} s; holding for at most {args.max_lifetime_s:g} s; clock offsets: "
               + ", ".join(f"{s.name} {farm.clock_offset_ns(s.name) / 1e9:+.9g} s" for s in specs),
               file=sys.stderr, flush=True)
@@ -209,6 +219,9 @@ def main(argv: list[str] | None = None) -> int:
                          "board's architecture (XU3 armhf, HiKey 970 arm64) under qemu-user, bookworm unless "
                          "a kind says @SUITE (hikey970@bullseye:1); built once per recipe into "
                          "~/.cache/socfarm-rootfs (SOCFARM_ROOTFS_CACHE)")
+    up.add_argument("--inference", choices=("real", "simulated"), default="real",
+                    help="real: components run TFLite on this machine's CPUs; simulated: every component is of "
+                         "the simulated kind (a modelled latency the agent sleeps for: no CPU, labelled simulated)")
     up.add_argument("--max-lifetime-s", type=float, default=3600.0)
     up.add_argument("--ready-timeout-s", type=float, default=30.0)
     up.add_argument("--farm-id", default=None, help="1-6 lowercase letters/digits (default: random)")

@@ -7,6 +7,13 @@ directory and sysfs root. On a virtual board the components' ``cpus`` are
 this machine's CPUs that stand in for each cluster (the farm's ``cpu_map``);
 the comment gives the real board's CPUs. Check with
 ``ansible-inventory -i FILE --list``.
+
+``simulated=True`` gives every board ``simulated`` components instead (same
+names, classes and CPUs): their inference is a modelled latency the agent
+sleeps for (``SIMULATED_LATENCY``: per SoC and cluster class, a fixed part
+plus a part per MiB of the model file), so the boards' windows cost this
+machine no CPU and a sweep measures the orchestrator's own cost. Every
+figure of them is labelled simulated.
 """
 
 from __future__ import annotations
@@ -24,6 +31,11 @@ from orchestrator.virtual.userland import emulation
 GROUPS = ("odroid_xu3", "hikey970")  # inventory group = our SoC name
 METER_DEFAULTS = {"kind": "b2900", "resource": None, "measures": "board_supply", "voltage_v": 12.0,
                   "current_limit_a": 3.0, "aperture_s": 0.00008, "interval_s": 0.0001}  # 10 kHz
+#: SoC group -> cluster class -> (ms_per_inference, ms_per_mib) of its simulated component: a modelled latency
+#: (MobileNet v1 float32, 16 MiB: ~85 ms on an XU3's A15s, ~60 ms on a HiKey 970's A73s), not a calibration
+SIMULATED_LATENCY = {"odroid_xu3": {"big": (5.0, 5.0), "little": (12.0, 12.0)},
+                     "hikey970": {"big": (4.0, 3.5), "little": (9.0, 8.0)}}
+SIMULATED_SIGMA = 0.05
 COOLDOWN_C = 55.0  # the real boards' default (inventory/group_vars); a virtual board idles at ~40 °C
 _PLAIN = re.compile(r"^[A-Za-z0-9_./][A-Za-z0-9_./@+-]*( [A-Za-z0-9_./@+-]+)*$")  # safe in flow and block context
 _NUMBERLIKE = re.compile(r"^[-+]?(\d[\d_]*)?(\.\d*)?([eE][-+]?\d+)?$")
@@ -90,9 +102,19 @@ def _meters(farm: VirtualFarm, meters: list[dict]) -> dict[str, dict]:
     return out
 
 
-def render_inventory(farm: VirtualFarm, *, meter: dict | None = None, meters: Sequence[dict] = ()) -> str:
+def _component_line(group: str, c, cpus, simulated: bool) -> str:
+    if not simulated:
+        return f"          - {{name: {c.name}, class: {c.cls}, cpus: {_cpus(cpus)}, cpufreq_policy: {c.policy}}}"
+    ms, per_mib = SIMULATED_LATENCY[group][c.cls]
+    return (f"          - {{name: {c.name}, class: {c.cls}, kind: simulated, cpus: {_cpus(cpus)}, "
+            f"ms_per_inference: {_s(ms)}, ms_per_mib: {_s(per_mib)}, sigma: {_s(SIMULATED_SIGMA)}}}")
+
+
+def render_inventory(farm: VirtualFarm, *, meter: dict | None = None, meters: Sequence[dict] = (),
+                     simulated: bool = False) -> str:
     """The farm's inventory; ``meter`` (one) or ``meters`` (several) put a supply meter
-    ``{"board": NAME, "resource": VISA, ...}`` on boards."""
+    ``{"board": NAME, "resource": VISA, ...}`` on boards; ``simulated``: every component is of the
+    ``simulated`` kind (a modelled latency, labelled simulated wherever it appears)."""
     if not farm.boards:
         raise ValueError("the farm is not up: no boards to describe")
     by_board = _meters(farm, [*([meter] if meter is not None else []), *meters])
@@ -119,10 +141,11 @@ def render_inventory(farm: VirtualFarm, *, meter: dict | None = None, meters: Se
                   "      vars:",
                   f"        socfarm_soc: {layout.soc_id}",
                   "        ansible_python_interpreter: /usr/bin/python3",
+                  *(["        # simulated components: a modelled latency (seeded lognormal the agent sleeps for), "
+                     "no inference: not performance figures"] if simulated else []),
                   "        socfarm_components:"]
         for c in layout.clusters:
-            entry = (f"          - {{name: {c.name}, class: {c.cls}, cpus: {_cpus(first.cpu_map[c.name])}, "
-                     f"cpufreq_policy: {c.policy}}}")
+            entry = _component_line(group, c, first.cpu_map[c.name], simulated)
             lines.append(f"{entry:<80}# real farm: cpus [{','.join(map(str, c.cpus))}]")
         lines.append(f"        socfarm_gpu: {_flow({'devfreq': layout.devfreq.name, 'name': layout.devfreq.gpu})}")
         lines += _thermal_lines(first, "        ")
@@ -144,10 +167,12 @@ def render_inventory(farm: VirtualFarm, *, meter: dict | None = None, meters: Se
     return "\n".join(lines) + "\n"
 
 
-def write_inventory(farm: VirtualFarm, path: Path, *, meter: dict | None = None, meters: Sequence[dict] = ()) -> Path:
-    """Write the farm's inventory to ``path`` (atomically) and return the path."""
+def write_inventory(farm: VirtualFarm, path: Path, *, meter: dict | None = None, meters: Sequence[dict] = (),
+                    simulated: bool = False) -> Path:
+    """Write the farm's inventory to ``path`` (atomically) and return the path (``simulated``: see
+    ``render_inventory``)."""
     path = Path(path)
-    text = render_inventory(farm, meter=meter, meters=meters)
+    text = render_inventory(farm, meter=meter, meters=meters, simulated=simulated)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text)
