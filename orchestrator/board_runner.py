@@ -10,6 +10,10 @@ samples), compute the power figures from the samples to be stored
 journal ``done``. Anything that fails is
 journalled ``failed`` with its error class. Before the first job and after the
 last, the board's idle power is measured (after a settle period).
+
+A board whose hold ends (``lock_lost``: its lock on the board, or its lease in the controller's state folder)
+measures no more: a job in flight is aborted at once (its agent stopped), stored nothing, and is failed with the
+hold's error (``BoardLockLost``, ``LeaseRenewalFailed``) like the board's remaining jobs.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from orchestrator.board_cache import MeasurementCache, write_measured
 from orchestrator.checksum import sha256_file
 from orchestrator.config.inventory import Board, ThermalSpec
 from orchestrator.cooldown import Cooldown, cool_down
-from orchestrator.errors import AgentError, SocfarmError
+from orchestrator.errors import AgentError, BoardLockLost, SocfarmError
 from orchestrator.health import BoardUnhealthy, health_command, judge_health
 from orchestrator.isolated import IsolatedBaselines
 from orchestrator.jobs import Job
@@ -260,16 +264,22 @@ class BoardRunner:
                     reused = self.cache.summary() if self.cache is not None else None
                     if reused:
                         self.progress.note(reused)
-                    while pending and not self.stop.is_set():
-                        self._cooldown = cool_down(self.board, transport, self.stop, self.progress.note,
-                                                   self.run.journal)
-                        if self.stop.is_set():
-                            break
-                        if self.lock_lost.is_set():  # another sweep may take the board: measure no more
-                            raise SocfarmError(f"{self.board.name}: lost the lock on the board (its session "
-                                               "ended); the remaining jobs were not run")
-                        self._run_with_retries(pending[0], transport, meter, acc)
-                        pending.pop(0)
+                    watching = threading.Event()  # set: the jobs are over, the watcher ends
+                    watcher = threading.Thread(target=self._watch_hold, args=(transport, watching),
+                                               name=f"hold-{self.board.name}", daemon=True)
+                    watcher.start()
+                    try:
+                        while pending and not self.stop.is_set():
+                            self._cooldown = cool_down(self.board, transport, self.stop, self.progress.note,
+                                                       self.run.journal)
+                            if self.stop.is_set():
+                                break
+                            self._check_hold()  # another sweep may take the board: measure no more
+                            self._run_with_retries(pending[0], transport, meter, acc)
+                            pending.pop(0)
+                    finally:
+                        watching.set()
+                        watcher.join()  # an abort in progress ends before the transport is closed
                     if not self.stop.is_set() and not self.lock_lost.is_set():
                         self._measure_idle(meter, transport, "end")
             finally:
@@ -279,6 +289,25 @@ class BoardRunner:
         except Exception as exc:  # noqa: BLE001 - a bug must not take the other boards' measurements down
             self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
                              pending, acc, traceback.format_exc())
+
+    def _watch_hold(self, transport: Transport, over: threading.Event) -> None:
+        """Until ``over``: once the board's hold is lost, abort the job in flight (its request raises at once)."""
+        while not over.is_set():
+            if self.lock_lost.wait(0.5):
+                abort = getattr(transport, "abort", None)
+                if abort is not None:
+                    abort(str(self._hold_error()))
+                return
+
+    def _hold_error(self) -> SocfarmError:
+        error = getattr(self.lock_lost, "error", None)  # a HoldLost says why
+        return error if error is not None else BoardLockLost(
+            f"{self.board.name}: lost the lock on the board; another sweep may take the board, so its share of "
+            "this sweep ends")
+
+    def _check_hold(self) -> None:
+        if self.lock_lost.is_set():
+            raise self._hold_error()
 
     def _measure_idle(self, meter: MeterSession | None, transport: Transport, phase: str) -> None:
         """Idle power of the board (``phase`` start: before its first job, subtracted by the analysis; end:
@@ -415,10 +444,13 @@ class BoardRunner:
                           acc: SweepOutcome) -> None:
         for attempt in range(1, self.retry.max_attempts + 1):
             try:
+                self._check_hold()
                 self._run_job(job, attempt, transport, meter, acc)
                 return
             except (SocfarmError, OSError) as exc:
                 self.run.discard_incomplete(job.job_id)
+                if self.lock_lost.is_set():  # the job was aborted, or failed as its hold went: the board's end
+                    raise self._hold_error() from exc
                 last = attempt == self.retry.max_attempts
                 if is_board_failure(exc) and last:
                     raise  # the board stays unreachable: quarantine it
@@ -533,6 +565,7 @@ class BoardRunner:
                          timing_source(self.board.emulated, [m.name for m in job.members if m.kind == "simulated"]))
         power = self._power(job, summary, transport, local_dir, meter, capture, clock, row)
 
+        self._check_hold()  # lost before the window's figures are stored: another sweep may have measured too
         if len(power):
             run.write_table("power", job.job_id, power)
         run.write_table("latencies", job.job_id, latencies)

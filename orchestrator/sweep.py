@@ -31,7 +31,7 @@ from orchestrator.report.background import start_report, wait_for_pending
 from orchestrator.results.store import RunDir, Store
 from orchestrator.resume_check import board_entry, changed_inputs, write_job_shapes
 from orchestrator.scheduler.board_lock import BoardLock
-from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
+from orchestrator.scheduler.leases import HoldLost, LeaseHeld, LeaseKeeper, LeaseTable
 from orchestrator.scheduler.retry import error_class
 from orchestrator.zoo.add import commit, current_manifest, merged
 from orchestrator.zoo.listed import check_listed
@@ -106,10 +106,11 @@ def prepare(experiments_path: Path, inventory_path: Path) -> SweepPlan:
 
 @dataclass
 class _Held:
-    """A leased board: this controller's lease and the board's own lock."""
+    """A leased board: this controller's lease and the board's own lock; ``lost`` once either cannot be kept."""
 
     keeper: LeaseKeeper
     lock: BoardLock
+    lost: HoldLost
 
     def close(self) -> None:
         self.lock.release()
@@ -250,7 +251,12 @@ class SweepRunner:
                                 note=self.progress.note)
 
     def _lease(self, run: RunDir, boards: list[str], acc: SweepOutcome) -> dict[str, "_Held"]:
-        """Lease every board (waiting up to lease_wait_s for busy ones); unleased boards are reported."""
+        """Lease every board (waiting up to lease_wait_s for busy ones); unleased boards are reported.
+
+        Boards are held in the order of their names: while a board is busy, the boards after it that this sweep
+        got are given back and waited for too. Two sweeps that want the same boards then never each hold a part
+        and wait for the other's (until ``lease_wait_s``): the one that holds the first board they share gets
+        the rest of them too."""
         held: dict[str, _Held] = {}
         deadline = time.monotonic() + self.lease_wait_s
         waiting = list(boards)
@@ -259,9 +265,10 @@ class SweepRunner:
             # each board's lock is an SSH session to open: all at once, not one after another
             with ThreadPoolExecutor(max_workers=len(waiting), thread_name_prefix="lease") as pool:
                 attempts = {board: pool.submit(self._take, board, run.run_id) for board in waiting}
+            got: dict[str, _Held] = {}
             for board, attempt in attempts.items():
                 try:
-                    held[board] = attempt.result()
+                    got[board] = attempt.result()
                 except LeaseHeld as exc:
                     if time.monotonic() >= deadline:
                         self._refuse(run, board, exc, acc)
@@ -275,7 +282,15 @@ class SweepRunner:
                     waiting.remove(board)
                     continue
                 waiting.remove(board)
-                run.journal({"board": board, "state": "leased", "token": held[board].keeper.lease.token,
+            busy = [b for b in waiting if b not in got]
+            for board in sorted(b for b in [*held, *got] if busy and b > min(busy)):
+                h = held.pop(board, None) or got.pop(board)  # after a busy board: given back, waited for
+                h.close()
+                waiting.append(board)
+                run.journal({"board": board, "state": "given_back", "waiting_for": min(busy), "t_wall": time.time()})
+            for board, h in got.items():
+                held[board] = h
+                run.journal({"board": board, "state": "leased", "token": h.keeper.lease.token,
                              "t_wall": time.time()})
             if waiting and self.stop.wait(1.0):
                 break
@@ -284,13 +299,14 @@ class SweepRunner:
     def _take(self, board: str, owner: str) -> "_Held":
         """The lease in this controller's table, then the lock on the board (sweeps of other controllers or
         --state folders see only that one)."""
-        keeper = LeaseKeeper(self.leases, board, owner)
+        lost = HoldLost()
+        keeper = LeaseKeeper(self.leases, board, owner, lost=lost)
         try:
-            lock = BoardLock(self._board(board), owner).acquire()
+            lock = BoardLock(self._board(board), owner, lost=lost).acquire()
         except BaseException:
             keeper.close()
             raise
-        return _Held(keeper, lock)
+        return _Held(keeper, lock, lost)
 
     def _refuse(self, run: RunDir, board: str, exc: Exception, acc: SweepOutcome) -> None:
         acc.quarantined[board] = str(exc)
@@ -323,7 +339,7 @@ class SweepRunner:
                 self._fail_all(run, board, by_board.pop(board, []), "ProvisionError",
                                f"provisioning failed: {reason}", acc)
             self.progress.start_jobs({b: len(js) for b, js in by_board.items()})
-            self._run_boards(run, by_board, facts, acc, {b: h.lock.lost for b, h in held.items()})
+            self._run_boards(run, by_board, facts, acc, {b: h.lost for b, h in held.items()})
         except KeyboardInterrupt:
             run.update_meta(status="interrupted")
             run.journal({"state": "interrupted", "t_wall": time.time()})
@@ -331,7 +347,15 @@ class SweepRunner:
         finally:
             self.progress.close()
             for board, h in held.items():
-                h.close()
+                if h.lost.error is not None:  # also when the board's jobs were over: never a silent end
+                    run.journal({"board": board, "state": "hold_lost", "error": error_class(h.lost.error),
+                                 "message": str(h.lost.error), "t_wall": time.time()})
+                try:
+                    h.close()
+                except OSError as exc:  # the other boards are released all the same
+                    run.journal({"board": board, "state": "release_failed", "error": type(exc).__name__,
+                                 "message": str(exc), "t_wall": time.time()})
+                    continue
                 run.journal({"board": board, "state": "released", "t_wall": time.time()})
         run.update_meta(status="finished", finished_wall=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),

@@ -42,6 +42,12 @@ class LocalTransport:
             raise AgentError(f"{self.facts.board}: {command!r} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
 
+    def abort(self, reason: str) -> None:
+        """From another thread: stop the job in flight now; its ``run_agent`` raises ``reason``."""
+        server = self._server
+        if server is not None:
+            server.abort(reason)
+
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:
         if self._server is None or not self._server.alive:

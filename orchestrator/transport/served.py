@@ -26,6 +26,7 @@ from orchestrator.errors import AgentError
 from orchestrator.transport.agent import AgentOutcome, EventCallback, LineSink
 
 _EOF = object()
+_ABORT = object()  # put by ``abort``: the request in flight raises at once
 TERMINAL = ("summary", "error")
 
 
@@ -49,6 +50,7 @@ class AgentServer:
         self._lines: queue.Queue[Any] = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=100)
         self._ended = False
+        self._aborted: str | None = None
         self._threads = [threading.Thread(target=self._pump_stdout, name=f"{where}-agent-out", daemon=True),
                          threading.Thread(target=self._pump_stderr, name=f"{where}-agent-err", daemon=True)]
         for t in self._threads:
@@ -70,6 +72,14 @@ class AgentServer:
         self._ended = True
         self.streams.terminate(self.pid)
         self.streams.close()
+
+    def abort(self, reason: str) -> None:
+        """From another thread: the request or clock probe in flight raises ``reason`` at once (a non-retryable
+        ``AgentError`` of class ``Aborted``) and the server is stopped (SIGTERM: the agent restores the board's
+        frequencies on its way out)."""
+        self._aborted = reason
+        self._lines.put(_ABORT)
+        self.kill()
 
     def _await_ready(self, timeout_s: float) -> None:
         line = self._next_line(timeout_s, f"the agent did not start serving within {timeout_s:.0f} s")
@@ -131,10 +141,13 @@ class AgentServer:
         """The server's next stdout line (or ``_EOF``); past ``timeout_s`` the server is killed and the
         ``overdue`` message raised."""
         try:
-            return self._lines.get(timeout=max(0.0, timeout_s))
+            line = self._lines.get(timeout=max(0.0, timeout_s))
         except queue.Empty:
             self.kill()
             raise AgentError(f"{self.where}: {overdue}", retryable=True, error_class=error_class) from None
+        if line is _ABORT:
+            raise AgentError(f"{self.where}: aborted: {self._aborted}", error_class="Aborted")
+        return line
 
     def _died(self, outcome: AgentOutcome) -> AgentOutcome:
         self._ended = True

@@ -126,6 +126,12 @@ class SshTransport:
             self._server = self._start_server()
         return self._server
 
+    def abort(self, reason: str) -> None:
+        """From another thread: stop the job in flight now; its ``run_agent`` raises ``reason``."""
+        server = self._server
+        if server is not None:
+            server.abort(reason)
+
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:
         doing = f"running job {spec.get('job_id')}"

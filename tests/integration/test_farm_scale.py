@@ -1,5 +1,6 @@
 """Farm scale on 4 virtual boards: a sweep of 32 jobs, a board whose sshd dies mid-sweep is
-quarantined while the others finish, and two concurrent sweeps never share a board."""
+quarantined while the others finish, a board whose lock dies mid-job has that job aborted, and two
+concurrent sweeps never share a board."""
 
 from __future__ import annotations
 
@@ -164,3 +165,110 @@ def test_sweeps_of_two_controllers_never_share_a_board(workspace):
     a, b = finish(first), finish(second)
     assert a["rc"] == 0 and b["rc"] == 0, a["stderr"][-2000:] + b["stderr"][-2000:]
     assert_never_shared(a, b, "hikey-b")  # only the board's lock can have kept them apart
+
+
+LONG_ON_VICTIM = """
+version: 1
+zoo: {zoo}
+rules: {{warmup_runs: 1, min_count: 20, min_duration_s: 0.3, max_duration_s: 10}}
+experiments:
+  - name: short
+    boards: [xu3-a]
+    models: [tiny_cnn]
+    dtypes: [int8]
+    components: [all]
+  - name: long
+    boards: [{victim}]
+    models: [tiny_cnn]
+    dtypes: [int8]
+    components: [all]
+    rules: {{warmup_runs: 1, min_count: 20, min_duration_s: 600, max_duration_s: 900}}
+"""
+
+
+def lock_script_pids(ns: str) -> list[str]:
+    """The board's lock holder: the process (and a shell around it, if any) whose command line runs LOCK_SCRIPT."""
+    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+    found = []
+    for pid in pids:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b".socfarm.lock.log" in cmdline:
+            found.append(pid)
+    return found
+
+
+def test_a_lock_lost_mid_job_aborts_the_job_and_ends_the_boards_share(farm, workspace):
+    victim = "hikey-b"
+    exp = workspace / "lock-lost.yaml"
+    exp.write_text(LONG_ON_VICTIM.format(zoo=FIXTURE_ZOO, victim=victim))
+    before = set((workspace / "runs").iterdir()) if (workspace / "runs").exists() else set()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(workspace / "inventory.yml"),
+         "--store", str(workspace / "runs"), "--reports", str(workspace / "reports"),
+         "--state", str(workspace / "state"), "--json", "--report", "none"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 600
+        while time.monotonic() < deadline:  # the victim's first (10 min) job is running
+            runs = (workspace / "runs").iterdir() if (workspace / "runs").exists() else []
+            new = [r for r in runs if r not in before and (r / "journal.jsonl").exists()]
+            if new and any(r.get("state") == "started" and r.get("board") == victim for r in journal(new[0])):
+                break
+            assert proc.poll() is None, proc.communicate()[1][-3000:]
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the victim never started a job")
+        time.sleep(1.0)  # well inside its window
+        holders = lock_script_pids(farm.board(victim).netns)
+        assert holders, "no lock holder on the victim"
+        subprocess.run(["kill", "-9", *holders], check=True)
+        res = finish(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert res["rc"] == 1, res["stderr"][-3000:]
+    assert "BoardLockLost" not in res["quarantined"].get("xu3-a", "")
+    assert res["quarantined"][victim].startswith(f"{victim}: lost the lock on the board")
+    run_dir = Path(res["run_dir"])
+    results = pd.read_parquet(run_dir / "results")
+    assert set(results.board) == {"xu3-a"} and len(results) == res["done"] > 0  # the other board carried on
+    recs = journal(run_dir)
+    started = [r for r in recs if r.get("state") == "started" and r.get("board") == victim]
+    failed = [r for r in recs if r.get("state") == "failed" and r.get("board") == victim]
+    planned = {r["job_id"] for r in recs if r.get("state") == "planned" and r.get("board") == victim}
+    assert len(started) == 1 and {r["job_id"] for r in failed} == planned  # aborted, not retried; none after
+    assert all(r["error"] == "BoardLockLost" for r in failed)
+    assert started[0]["job_id"] in {r["job_id"] for r in failed}
+    # aborted, not run to its end: the agent never sent the job's summary, and nothing of it was stored
+    events = [json.loads(line) for line in (run_dir / "jobs" / started[0]["job_id"] / "attempt-1" /
+                                            "events.jsonl").read_text().splitlines()]
+    assert events and not any(e.get("event") == "summary" for e in events)
+    for table in ("latencies", "power"):
+        if (run_dir / table).exists():
+            assert started[0]["job_id"] not in set(pd.read_parquet(run_dir / table).job_id)
+
+
+def test_a_sweep_on_simulated_components_is_labelled_simulated(farm, workspace):
+    """The same boards with simulated components (write_inventory(simulated=True)): the agent sleeps a modelled
+    latency, and every row, job line and the end summary say simulated."""
+    from orchestrator.virtual.inventory import SIMULATED_LATENCY
+
+    inv = write_inventory(farm, workspace / "inventory-sim.yml", simulated=True)
+    exp = workspace / "sim.yaml"
+    exp.write_text(EXPERIMENTS.format(zoo=FIXTURE_ZOO, boards="hikey-a", repeats=1).replace("[all]", "[big]"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(inv), "--store", str(workspace / "runs"),
+         "--reports", str(workspace / "reports"), "--state", str(workspace / "state"), "--json"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    out = json.loads(proc.stdout)
+    assert out["done"] == 2 and out["emulated"] == {"hikey-a": "simulated inference (modelled latency: a73)"}
+    results = pd.read_parquet(Path(out["run_dir"]) / "results")
+    assert (results["emulated"] == "simulated inference (modelled latency: a73)").all()
+    assert (results["verdict"] == "VALID").all()
+    ms, _per_mib = SIMULATED_LATENCY["hikey970"]["big"]
+    assert (results["latency_min_ms"] >= 0.5 * ms).all()  # paced by the model (sigma 0.05), not by TFLite
+    assert proc.stderr.count("(simulated) VALID") == 2 and "hikey-a: simulated inference" in proc.stderr
