@@ -1,4 +1,4 @@
-"""Analysis commands of the `orchestrator` CLI: report, model info, import, compare, regress.
+"""Analysis commands of the `orchestrator` CLI: report, model info, import, compare, regress, compact.
 
 ``register(app)`` attaches them to the main typer app (``report`` replaces the
 plain one of cli.py with the version that accepts ``--baseline``).
@@ -181,6 +181,28 @@ def import_results(
     _print_cross_soc(_run_cross_soc(run, None)[1])
 
 
+def compact_cmd(
+    run_ids: Optional[list[str]] = typer.Argument(None, help="Runs to compact (default: every run)."),
+    store: Path = STORE,
+) -> None:
+    """Move the per-job Parquet parts of finished jobs into the store's dataset (runs/<table>/run_id=.../board=...,
+    one file per table per board): what a sweep does at the end of each board's share, for runs written before
+    the dataset existed or a compaction that failed. Safe to repeat or interrupt; never run it on a run that a
+    sweep is writing."""
+    from orchestrator.results.store import Store
+
+    st = Store(store)
+    runs = [st.open_run(r) for r in run_ids] if run_ids else list(st.runs())
+    for run in runs:
+        done = run.compact()
+        out.print(f"{run.run_id}: {done.jobs} jobs in {len(done.passes)} board files, {done.parts} parts removed, "
+                  f"{done.copied} idle/membw parts copied"
+                  + (f", {len(done.left)} parts left as they are" if done.left else ""),
+                  highlight=False, markup=False)
+        for part, why in sorted(done.left.items()):
+            out.print(f"  left: {part}: {why}", highlight=False, markup=False)
+
+
 def regress_cmd(
     run_id: str = typer.Argument(..., help="Run to judge."),
     baseline: str = typer.Option("last-good", "--baseline", help="Run id, or last-good."),
@@ -242,4 +264,5 @@ def register(app: typer.Typer) -> None:
     app.command("import")(import_results)
     app.command("compare")(compare_cmd)
     app.command("regress")(regress_cmd)
+    app.command("compact")(compact_cmd)
     app.add_typer(model_app, name="model")

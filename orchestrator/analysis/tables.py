@@ -12,35 +12,25 @@ from typing import Iterator, Sequence
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from orchestrator.errors import StoreError
 from orchestrator.results.schema import TABLES
-from orchestrator.results.store import RunDir
+from orchestrator.results.store import RunDir, read_part
 
 __all__ = ["table_files", "read_columns", "iter_files"]
 
 
 def table_files(run: RunDir, table: str) -> list[Path]:
-    folder = run.path / table
-    return sorted(folder.glob("*.parquet")) if folder.exists() else []
+    """The files holding ``table``'s rows of ``run``: its committed passes in the store's dataset and its staged
+    parts (``RunDir.table_files``)."""
+    return run.table_files(table)
 
 
 def _read(path: Path, table: str, columns: Sequence[str]) -> pa.Table:
     """``columns`` of one file, typed as the table's schema says; a column added to the schema after the
-    file was written reads as nulls. (``ParquetFile`` rather than ``pq.read_table``: a report reads
-    thousands of one-row files, and the dataset machinery costs twice as much per file.)"""
-    schema = TABLES[table]
-    fields = [schema.field(c) for c in columns]
-    try:
-        with pq.ParquetFile(path) as pf:
-            present = set(pf.schema_arrow.names)
-            data = pf.read(columns=[c for c in columns if c in present])
-        arrays = [data.column(f.name).cast(f.type) if f.name in present else pa.nulls(data.num_rows, f.type)
-                  for f in fields]
-        return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
-    except (pa.ArrowException, OSError, KeyError, ValueError) as exc:
-        raise StoreError(f"{path}: corrupt Parquet file ({str(exc).splitlines()[0]})") from None
+    file was written reads as nulls, ``run_id`` and ``board`` of a compacted file come from its path.
+    (``ParquetFile`` rather than ``pq.read_table``: a run not yet compacted has thousands of one-row files,
+    and the dataset machinery costs twice as much per file.)"""
+    return read_part(path, table, columns)
 
 
 def iter_files(run: RunDir, table: str, columns: Sequence[str], categorical: Sequence[str] = ()) -> Iterator[pa.Table]:
