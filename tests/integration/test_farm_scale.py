@@ -250,25 +250,3 @@ def test_a_lock_lost_mid_job_aborts_the_job_and_ends_the_boards_share(farm, work
         if (run_dir / table).exists():
             assert started[0]["job_id"] not in set(pd.read_parquet(run_dir / table).job_id)
 
-
-def test_a_sweep_on_simulated_components_is_labelled_simulated(farm, workspace):
-    """The same boards with simulated components (write_inventory(simulated=True)): the agent sleeps a modelled
-    latency, and every row, job line and the end summary say simulated."""
-    from orchestrator.virtual.inventory import SIMULATED_LATENCY
-
-    inv = write_inventory(farm, workspace / "inventory-sim.yml", simulated=True)
-    exp = workspace / "sim.yaml"
-    exp.write_text(EXPERIMENTS.format(zoo=FIXTURE_ZOO, boards="hikey-a", repeats=1).replace("[all]", "[big]"))
-    proc = subprocess.run(
-        [sys.executable, "-m", "orchestrator", "sweep", str(exp), "-i", str(inv), "--store", str(workspace / "runs"),
-         "--reports", str(workspace / "reports"), "--state", str(workspace / "state"), "--json"],
-        capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    out = json.loads(proc.stdout)
-    assert out["done"] == 2 and out["emulated"] == {"hikey-a": "simulated inference (modelled latency: a73)"}
-    results = pd.read_parquet(Path(out["run_dir"]) / "results")
-    assert (results["emulated"] == "simulated inference (modelled latency: a73)").all()
-    assert (results["verdict"] == "VALID").all()
-    ms, _per_mib = SIMULATED_LATENCY["hikey970"]["big"]
-    assert (results["latency_min_ms"] >= 0.5 * ms).all()  # paced by the model (sigma 0.05), not by TFLite
-    assert proc.stderr.count("(simulated) VALID") == 2 and "hikey-a: simulated inference" in proc.stderr
