@@ -151,7 +151,7 @@ def test_two_concurrent_sweeps_never_share_a_board(workspace):
     assert_never_shared(a, b, "hikey-a")
 
 
-def test_sweeps_of_two_controllers_never_share_a_board(workspace):
+def test_sweeps_of_two_controllers_never_share_a_board(farm, workspace):
     """Another controller (here: another --state folder, so another lease table) sees the lock on the board."""
     if not (workspace / "state" / "provisioned.json").exists():  # run alone: provision as the tests before did
         subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(FIXTURE_ZOO),
@@ -159,12 +159,46 @@ def test_sweeps_of_two_controllers_never_share_a_board(workspace):
                        check=True, capture_output=True, timeout=900)
     shutil.copytree(workspace / "state", workspace / "state-other", ignore=shutil.ignore_patterns("leases"),
                     dirs_exist_ok=True)  # the same provisioning facts, its own leases
-    first = sweep(workspace, "mine", "xu3-b, hikey-b", repeats=2)
-    time.sleep(1.0)
-    second = sweep(workspace, "theirs", "hikey-b, xu3-a", repeats=2, state="state-other")
+    first = sweep(workspace, "mine", "all", 1, "--report", "none")
+    second = sweep(workspace, "theirs", "all", 1, "--report", "none", state="state-other")  # the same boards
     a, b = finish(first), finish(second)
     assert a["rc"] == 0 and b["rc"] == 0, a["stderr"][-2000:] + b["stderr"][-2000:]
-    assert_never_shared(a, b, "hikey-b")  # only the board's lock can have kept them apart
+    assert a["done"] == a["jobs"] == 16 and b["done"] == b["jobs"] == 16  # both complete, nothing refused
+    for board in ("hikey-a", "hikey-b", "xu3-a", "xu3-b"):
+        assert_never_shared(a, b, board)  # only the board's lock can have kept them apart
+        assert_lock_log_proves_it(farm, board, {a["run_id"]: a["run_dir"], b["run_id"]: b["run_dir"]})
+
+
+def holding_intervals(log: Path) -> list[tuple[float, float, str]]:
+    """From the board's lock log: (acquired, released, owner) per holding, on the board's wall clock; a holder
+    killed outright has no release line: its holding ends at the next acquire, which its end made possible."""
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    intervals, open_ = [], {}
+    for e in events:
+        key = (e["holder"]["owner"], e["pid"])
+        if e["event"] == "acquired":
+            for k, (start, owner) in list(open_.items()):  # a holder killed outright: it ended before this
+                intervals.append((start, e["t_wall"], owner))
+                del open_[k]
+            open_[key] = (e["t_wall"], e["holder"]["owner"])
+        elif e["event"] == "released" and key in open_:
+            start, owner = open_.pop(key)
+            intervals.append((start, e["t_wall"], owner))
+    assert not open_, f"{log}: still held by {open_}"
+    return sorted(intervals)
+
+
+def assert_lock_log_proves_it(farm, board: str, runs: dict[str, str]) -> None:
+    """The board's own log: holdings of different holders never overlap, and each run's jobs on the board
+    started and ended inside its own holdings (virtual boards share this machine's wall clock: no offset)."""
+    intervals = holding_intervals(farm.board(board).work_dir / ".socfarm.lock.log")
+    for (_, end, owner), (start, _, other) in zip(intervals, intervals[1:]):
+        assert end <= start, f"{board}: {owner} and {other} held the lock at the same time"
+    for run_id, run_dir in runs.items():
+        mine = [(lo, hi) for lo, hi, owner in intervals if owner == run_id]
+        times = [r["t_wall"] for r in journal(Path(run_dir)) if r.get("board") == board
+                 and r.get("state") in ("started", "done")]
+        assert mine and times and all(any(lo <= t <= hi for lo, hi in mine) for t in times), (board, run_id)
 
 
 LONG_ON_VICTIM = """
