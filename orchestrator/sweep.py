@@ -254,17 +254,19 @@ class SweepRunner:
         """Lease every board (waiting up to lease_wait_s for busy ones); unleased boards are reported.
 
         Boards are held in the order of their names: while a board is busy, the boards after it that this sweep
-        got are given back and waited for too. Two sweeps that want the same boards then never each hold a part
-        and wait for the other's (until ``lease_wait_s``): the one that holds the first board they share gets
-        the rest of them too."""
+        got are given back, and tried again only once it is held. Two sweeps that want the same boards then never
+        each hold a part and wait for the other's (until ``lease_wait_s``): the one that holds the first board
+        they share gets the rest of them too."""
         held: dict[str, _Held] = {}
         deadline = time.monotonic() + self.lease_wait_s
         waiting = list(boards)
         announced = False
+        blocked: str | None = None  # the first board found busy: none after it is tried until it is held
         while waiting:
+            trying = [b for b in waiting if blocked is None or b <= blocked]
             # each board's lock is an SSH session to open: all at once, not one after another
-            with ThreadPoolExecutor(max_workers=len(waiting), thread_name_prefix="lease") as pool:
-                attempts = {board: pool.submit(self._take, board, run.run_id) for board in waiting}
+            with ThreadPoolExecutor(max_workers=len(trying), thread_name_prefix="lease") as pool:
+                attempts = {board: pool.submit(self._take, board, run.run_id) for board in trying}
             got: dict[str, _Held] = {}
             for board, attempt in attempts.items():
                 try:
@@ -282,17 +284,18 @@ class SweepRunner:
                     waiting.remove(board)
                     continue
                 waiting.remove(board)
-            busy = [b for b in waiting if b not in got]
-            for board in sorted(b for b in [*held, *got] if busy and b > min(busy)):
+            busy = [b for b in trying if b in waiting]
+            blocked = min(busy) if busy else None
+            for board in sorted(b for b in [*held, *got] if blocked is not None and b > blocked):
                 h = held.pop(board, None) or got.pop(board)  # after a busy board: given back, waited for
                 h.close()
                 waiting.append(board)
-                run.journal({"board": board, "state": "given_back", "waiting_for": min(busy), "t_wall": time.time()})
+                run.journal({"board": board, "state": "given_back", "waiting_for": blocked, "t_wall": time.time()})
             for board, h in got.items():
                 held[board] = h
                 run.journal({"board": board, "state": "leased", "token": h.keeper.lease.token,
                              "t_wall": time.time()})
-            if waiting and self.stop.wait(1.0):
+            if busy and self.stop.wait(1.0):
                 break
         return held
 
