@@ -14,6 +14,13 @@ per-inference traces are far larger than a real network's (MobileNet: ~10^2/s): 
 Short jobs (--jobs-per-board 4 --window-s 2) show the fixed costs (start, idle power, bandwidth,
 report) instead.
 
+--simulated gives every board simulated components (orchestrator.virtual's write_inventory(simulated=True):
+the agent sleeps a modelled latency, so the boards' windows cost this machine's 2 cores nothing and what is
+left is the orchestrator's own cost); its default sizes are 1, 8, 32, 64 boards. Each row then also says how
+long the farm took to come up, the controller's peak memory and open files (its process tree), and per job
+the wall beyond the window and the controller's CPU. Its figures are of simulated boards: a measure of the
+controller, not of any SoC.
+
 Prints one row per size (with where the time went), then the worst ratio last.
 """
 
@@ -21,10 +28,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +42,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator.results.store import RunDir  # noqa: E402
 from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
 from orchestrator.virtual.inventory import write_inventory  # noqa: E402
 
@@ -64,14 +74,61 @@ def subset_zoo(zoo: Path, model: str, dest: Path) -> Path:
     return dest
 
 
-def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path, model: str) -> dict:
-    specs = [BoardSpec(f"b{i}", "odroid_xu3" if i % 2 == 0 else "hikey970") for i in range(n)]
+def _tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (from /proc's children lists)."""
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                todo.extend(int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split())
+        except OSError:
+            continue
+    return out
+
+
+class TreeSampler(threading.Thread):
+    """Peak resident memory (MiB), open file descriptors and threads of a process tree, sampled every 0.5 s
+    (the controller: the sweep process and what it started on this machine)."""
+
+    def __init__(self, pid: int):
+        super().__init__(daemon=True)
+        self.pid, self.done = pid, threading.Event()
+        self.rss_mib = self.fds = self.threads = self.own_fds = 0.0
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            rss = fds = threads = 0
+            for p in _tree(self.pid):
+                try:
+                    status = Path(f"/proc/{p}/status").read_text().splitlines()
+                    n_fds = len(os.listdir(f"/proc/{p}/fd"))
+                except OSError:
+                    continue
+                fields = {k: v.split() for k, _, v in (line.partition(":") for line in status)}
+                rss += int(fields.get("VmRSS", ["0"])[0])
+                threads += int(fields.get("Threads", ["0"])[0])
+                fds += n_fds
+                if p == self.pid:
+                    self.own_fds = max(self.own_fds, n_fds)
+            self.rss_mib, self.fds = max(self.rss_mib, rss / 1024), max(self.fds, fds)
+            self.threads = max(self.threads, threads)
+
+
+def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path, model: str,
+             simulated: bool = False) -> dict:
+    name = "{soc}-sim-{i}" if simulated else "b{i}"
+    specs = [BoardSpec(name.format(i=i, soc="xu3" if i % 2 == 0 else "hikey"),
+                       "odroid_xu3" if i % 2 == 0 else "hikey970") for i in range(n)]
     state = work / f"farm{n}"
     farm = VirtualFarm(state, specs, max_lifetime_s=3600)
     try:
+        t_up = time.monotonic()
         farm.up()
-        farm.wait_ready(30)
-        inv = write_inventory(farm, work / f"inv{n}.yml")
+        farm.wait_ready(max(30, n))
+        up_s = time.monotonic() - t_up
+        inv = write_inventory(farm, work / f"inv{n}.yml", simulated=simulated)
         exp = work / f"exp{n}.yaml"
         exp.write_text(EXPERIMENTS.format(zoo=zoo, model=model, window=window_s,
                                           repeats=max(1, jobs_per_board // 2)))
@@ -83,23 +140,42 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
                        check=True, capture_output=True, cwd=REPO)
         t0, t0_wall = time.monotonic(), time.time()
         cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        proc = subprocess.run([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
-                              capture_output=True, text=True, cwd=REPO)
-        wall = time.monotonic() - t0
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            sweep = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
+                                     stdout=out, stderr=err, text=True, cwd=REPO)
+            sampler = TreeSampler(sweep.pid)
+            sampler.start()
+            returncode = sweep.wait()
+            wall = time.monotonic() - t0
+            sampler.done.set()
+            sampler.join()
+            out.seek(0)
+            err.seek(0)
+            proc = subprocess.CompletedProcess(sweep.args, returncode, out.read(), err.read())
         cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         if proc.returncode != 0:
             raise SystemExit(f"sweep on {n} boards failed: {proc.stderr[-2000:]}")
         run_dir = Path(json.loads(proc.stdout)["run_dir"])
-        results = pd.read_parquet(run_dir / "results")
+        results = RunDir(run_dir).read_table("results")  # wherever the store keeps them (parts or dataset)
         events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
         per_board = results.groupby("board").duration_s.sum()
+        cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+        extra = {}
+        if simulated:
+            if not results["emulated"].fillna("").str.startswith("simulated").all():
+                raise SystemExit(f"sweep on {n} boards: rows not labelled simulated")
+            extra = {"up_s": up_s, "job_overhead_ms": 1e3 * per_job_overhead(events, results),
+                     # the same without the agent's warm-up runs (modelled inference outside the window)
+                     "ctl_overhead_ms": 1e3 * per_job_overhead(events, results, agent_warmups(run_dir, results)),
+                     "ctl_cpu_per_job_ms": 1e3 * cpu_s / len(results), "ctl_rss_mib": sampler.rss_mib,
+                     "ctl_fds": sampler.fds, "sweep_fds": sampler.own_fds, "ctl_threads": sampler.threads}
         return {"boards": n, "jobs": len(results), "wall_s": wall,
                 "ratio_worst_board": float((wall / per_board).max()),
                 "ratio_mean": float((wall / per_board).mean()),
                 **phases(events, t0_wall, wall),
                 "per_job_s": per_job_overhead(events, results),
                 # the controller's own CPU (the sweep process and what it started on this machine, not the boards)
-                "controller_cpu_s": (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)}
+                "controller_cpu_s": cpu_s, **extra}
     finally:
         farm.down()
         teardown(state)
@@ -127,20 +203,39 @@ def phases(events: list[dict], t0_wall: float, wall: float) -> dict:
             "jobs_s": max(done[b] - started[b] for b in done), "tail_s": t0_wall + wall - released}
 
 
-def per_job_overhead(events: list[dict], results: pd.DataFrame) -> float:
+def per_job_overhead(events: list[dict], results: pd.DataFrame, warmups: dict[str, float] | None = None) -> float:
     """Seconds a job costs beyond its window (the slowest board): from its first job's start to its last
-    job's end, minus its windows, per job."""
+    job's end, minus its windows (and with ``warmups``, job id -> s, minus the agent's warm-up runs too), per
+    job."""
     worst = 0.0
     for board, rows in results.groupby("board"):
         starts = [e["t_wall"] for e in events if e.get("board") == board and e.get("state") == "started"]
         ends = [e["t_wall"] for e in events if e.get("board") == board and e.get("state") == "done"]
-        worst = max(worst, float(max(ends) - min(starts) - rows.duration_s.sum()) / len(rows))
+        warm = sum(warmups.get(j, 0.0) for j in rows.job_id) if warmups else 0.0
+        worst = max(worst, float(max(ends) - min(starts) - rows.duration_s.sum() - warm) / len(rows))
     return worst
+
+
+def agent_warmups(run_dir: Path, results: pd.DataFrame) -> dict[str, float]:
+    """Job id -> seconds from the agent's ``started`` event to its window's start (model load, warm-up runs:
+    inference the job does outside its window, on the board, not the controller's), from the job's events."""
+    out = {}
+    for job_id, start_ns in zip(results.job_id, results.window_start_mono_ns):
+        attempts = sorted((run_dir / "jobs" / job_id).glob("attempt-*/events.jsonl"))
+        for line in attempts[-1].read_text().splitlines() if attempts else []:
+            event = json.loads(line)
+            if event.get("event") == "started":
+                out[job_id] = (int(start_ns) - event["t_mono_ns"]) / 1e9
+                break
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", default="1,2,4,8")
+    ap.add_argument("--sizes", default=None, help="board counts (default: 1,2,4,8; with --simulated 1,8,32,64)")
+    ap.add_argument("--simulated", action="store_true",
+                    help="boards with simulated components (a modelled latency: no CPU per window; every figure "
+                         "labelled simulated)")
     ap.add_argument("--jobs-per-board", type=int, default=20)
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--keep", type=Path, help="keep the runs (journals, events) in this folder")
@@ -150,15 +245,22 @@ def main() -> None:
     ap.add_argument("--model", default="mobilenet_v1" if built else "tiny_cnn",
                     help="model of the zoo to measure (default: mobilenet_v1, or tiny_cnn without the zoo)")
     args = ap.parse_args()
+    sizes = args.sizes or ("1,8,32,64" if args.simulated else "1,2,4,8")
     rows = []
     with tempfile.TemporaryDirectory(prefix="p4-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        for n in (int(s) for s in args.sizes.split(",")):
+        for n in (int(s) for s in sizes.split(",")):
             zoo = subset_zoo(args.zoo.resolve(), args.model, work / "zoo")
-            rows.append(run_size(n, args.jobs_per_board, args.window_s, work, zoo, args.model))
-            print(f"boards={n}: {rows[-1]}", flush=True)
+            rows.append(run_size(n, args.jobs_per_board, args.window_s, work, zoo, args.model, args.simulated))
+            print(f"boards={n}{' (simulated components)' if args.simulated else ''}: {rows[-1]}", flush=True)
     table = pd.DataFrame(rows)
+    if args.simulated:
+        print("simulated components (modelled latency): figures of the orchestrator, not of any SoC")
+        last = table.iloc[-1]
+        print(f"at {int(last.boards)} boards: controller peak {last.ctl_rss_mib:.0f} MiB "
+              f"({last.ctl_rss_mib / last.boards:.2f} MiB/board), {last.ctl_fds:.0f} open files "
+              f"({last.ctl_fds / last.boards:.2f}/board), {last.ctl_threads:.0f} threads; up {last.up_s:.1f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(f"worst ratio (sweep wall time / a board's summed windows): {table.ratio_worst_board.max():.3f}")
 
