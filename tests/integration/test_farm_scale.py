@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from orchestrator.scheduler.lock_log import LOG_NAME, holdings, outside, overlaps, read_log
 from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO
@@ -169,36 +170,15 @@ def test_sweeps_of_two_controllers_never_share_a_board(farm, workspace):
         assert_lock_log_proves_it(farm, board, {a["run_id"]: a["run_dir"], b["run_id"]: b["run_dir"]})
 
 
-def holding_intervals(log: Path) -> list[tuple[float, float, str]]:
-    """From the board's lock log: (acquired, released, owner) per holding, on the board's wall clock; a holder
-    killed outright has no release line: its holding ends at the next acquire, which its end made possible."""
-    events = [json.loads(line) for line in log.read_text().splitlines()]
-    intervals, open_ = [], {}
-    for e in events:
-        key = (e["holder"]["owner"], e["pid"])
-        if e["event"] == "acquired":
-            for k, (start, owner) in list(open_.items()):  # a holder killed outright: it ended before this
-                intervals.append((start, e["t_wall"], owner))
-                del open_[k]
-            open_[key] = (e["t_wall"], e["holder"]["owner"])
-        elif e["event"] == "released" and key in open_:
-            start, owner = open_.pop(key)
-            intervals.append((start, e["t_wall"], owner))
-    assert not open_, f"{log}: still held by {open_}"
-    return sorted(intervals)
-
-
 def assert_lock_log_proves_it(farm, board: str, runs: dict[str, str]) -> None:
     """The board's own log: holdings of different holders never overlap, and each run's jobs on the board
     started and ended inside its own holdings (virtual boards share this machine's wall clock: no offset)."""
-    intervals = holding_intervals(farm.board(board).work_dir / ".socfarm.lock.log")
-    for (_, end, owner), (start, _, other) in zip(intervals, intervals[1:]):
-        assert end <= start, f"{board}: {owner} and {other} held the lock at the same time"
+    held, still = holdings(read_log(farm.board(board).work_dir / LOG_NAME))
+    assert still == [] and overlaps(held) == [], (board, still, overlaps(held))
     for run_id, run_dir in runs.items():
-        mine = [(lo, hi) for lo, hi, owner in intervals if owner == run_id]
         times = [r["t_wall"] for r in journal(Path(run_dir)) if r.get("board") == board
                  and r.get("state") in ("started", "done")]
-        assert mine and times and all(any(lo <= t <= hi for lo, hi in mine) for t in times), (board, run_id)
+        assert times and any(h.owner == run_id for h in held) and outside(held, run_id, times) == [], (board, run_id)
 
 
 LONG_ON_VICTIM = """
