@@ -20,7 +20,7 @@ from orchestrator.board_runner import BoardRunner, SweepOutcome
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
 from orchestrator.config.load import load_experiments, load_inventory
-from orchestrator.errors import ConfigError, SocfarmError, ZooError
+from orchestrator.errors import ConfigError, SocfarmError, StoreError, ZooError
 from orchestrator.jobs import Job
 from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
@@ -225,12 +225,17 @@ class SweepRunner:
     ) -> None:
         """Every board in its own thread, its jobs one at a time; Ctrl-C lets running jobs end."""
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_board)), thread_name_prefix="board")
+
+        def share(runner: BoardRunner, jobs: list[Job]) -> None:
+            runner.run_jobs(jobs, acc)
+            self._compact(run, [j.job_id for j in jobs])  # the board's finished jobs: one file per table
+
         futures = [
-            pool.submit(BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
-                                    idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb,
-                                    lock_lost=lock_lost.get(b), idle_settle_s=self.plan.spec.idle_settle_s,
-                                    cache=self._cache(b, facts[b])).run_jobs,
-                        jobs, acc)
+            pool.submit(share, BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
+                                           idle_s=self.plan.spec.idle_s, membw_mb=self.plan.spec.membw_mb,
+                                           lock_lost=lock_lost.get(b), idle_settle_s=self.plan.spec.idle_settle_s,
+                                           cache=self._cache(b, facts[b])),
+                        jobs)
             for b, jobs in by_board.items()
         ]
         try:
@@ -241,6 +246,16 @@ class SweepRunner:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+
+    @staticmethod
+    def _compact(run: RunDir, job_ids: list[str] | None = None) -> None:
+        """Move finished jobs' parts into the store's dataset (``RunDir.compact``). A failure is journalled and
+        never fails the sweep: the parts stay where they are, readable, for the next compaction."""
+        try:
+            run.compact(job_ids)
+        except (StoreError, OSError) as exc:
+            run.journal({"state": "compact_failed", "error": type(exc).__name__, "message": str(exc),
+                         "t_wall": time.time()})
 
     def _cache(self, board: str, facts: BoardFacts) -> MeasurementCache:
         """The board's idle power and bandwidth as earlier sweeps of this --state measured them."""
@@ -321,6 +336,8 @@ class SweepRunner:
         """Run every planned job, or with ``resume`` the jobs of that run that have no result yet."""
         run = resume if resume is not None else self._create_run()
         acc = SweepOutcome(run=run)
+        if resume is not None:
+            self._compact(run)  # what the interrupted run finished, and a compaction it left halfway
         done = run.done_job_ids()
         jobs = [j for j in self.plan.jobs if j.job_id not in done]
         if resume is not None:
@@ -360,6 +377,7 @@ class SweepRunner:
                                  "message": str(exc), "t_wall": time.time()})
                     continue
                 run.journal({"board": board, "state": "released", "t_wall": time.time()})
+        self._compact(run)  # what a board's own compaction left (it failed), and the idle and membw parts
         run.update_meta(status="finished", finished_wall=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
                         quarantined=acc.quarantined)

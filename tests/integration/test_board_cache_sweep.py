@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import FIXTURE_ZOO
 from tests.integration.test_sweep_local import INVENTORY, METER, sweep
+from tests.store_helpers import run_table
 
 EXPERIMENTS = """
 version: 1
@@ -59,7 +60,7 @@ def test_a_second_sweep_reuses_idle_power_and_bandwidth(tmp_path):
     assert set(membw2.measured_run_id) == {first["run_id"]} and set(membw2.run_id) == {second["run_id"]}
     # the job's idle power is the reused one (its active power depends on what else this shared machine runs:
     # the simulated meter follows every process's CPU activity)
-    res = pd.read_parquet(run2 / "results")
+    res = run_table(run2, "results")
     assert res.idle_power_w.iloc[0] == pytest.approx(idle1.loc["start", "mean_power_w"])
     assert res.energy_j.notna().all()
     journal = [json.loads(line) for line in (run2 / "journal.jsonl").read_text().splitlines()]

@@ -14,13 +14,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from orchestrator.virtual import userland
 from orchestrator.virtual.farm import BoardSpec, FarmError
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO, REPO
+from tests.store_helpers import only_run, run_table
 from tests.virtual_farm.helpers import running_farm, ssh
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow, pytest.mark.emulated]
@@ -89,8 +89,8 @@ def test_provision_and_sweep_from_bare_userlands(farm, tmp_path):
          "--reports", str(tmp_path / "reports"), "--state", str(tmp_path / "state")],
         capture_output=True, text=True, timeout=2400)
     assert proc.returncode == 0, proc.stderr[-6000:] + proc.stdout[-2000:]
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results")
     assert sorted(zip(results.board, results.component)) == sorted(
         (b, c) for b, big, little in (("xu3-1", "a15", "a7"), ("hikey-1", "a73", "a53"), ("hikey-2", "a73", "a53"))
         for c in (big, f"{little}+{big}"))

@@ -26,6 +26,7 @@ from orchestrator.virtual import netns
 from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO
+from tests.store_helpers import only_run, run_table
 from tests.virtual_farm.helpers import running_farm
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -88,8 +89,8 @@ def test_energy_within_p6_with_board_clocks_of_their_own(tmp_path):
         proc = sweep(tmp_path, inv)
         out, err = proc.communicate(timeout=900)
         assert proc.returncode == 0, err[-5000:] + out[-2000:]
-        run_dir = next((tmp_path / "runs").iterdir())
-        results = pd.read_parquet(run_dir / "results")
+        run_dir = only_run(tmp_path / "runs")
+        results = run_table(run_dir, "results")
         assert len(results) == 16 and (results.verdict == "VALID").all(), results.reasons.tolist()
         assert results.energy_j.notna().all() and (results.meter_kind == "b2900").all()
         assert results.power_simulated.all() and (results.meter_rate_hz >= 0.99e4).all()
@@ -132,7 +133,7 @@ def test_a_clock_step_between_jobs_is_followed(tmp_path):
         killer.join()
         assert proc.returncode == 0, err[-5000:] + out[-2000:]
         run_dir = next(journal.iterdir())
-        results = pd.read_parquet(run_dir / "results")
+        results = run_table(run_dir, "results")
         records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
         assert any(r.get("state") == "retry" and r.get("error") == "AgentDied" for r in records)
         assert results.energy_j.notna().all() and (results.verdict == "VALID").all(), results.reasons.tolist()

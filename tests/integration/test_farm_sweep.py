@@ -17,6 +17,7 @@ from orchestrator.transport.ssh import BoardUnreachable, SshAuthError, connect
 from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO
+from tests.store_helpers import only_run, run_table
 from tests.virtual_farm.helpers import running_farm
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -53,8 +54,8 @@ def test_sweep_over_ssh_with_ina231_and_smu_power(farm, tmp_path):
             capture_output=True, text=True, timeout=900,
         )
     assert proc.returncode == 0, proc.stderr[-5000:] + proc.stdout[-2000:]
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results").set_index("board")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results").set_index("board")
     assert sorted(results.index) == ["hikey-1", "xu3-1", "xu3-2"]
     assert (results.verdict == "VALID").all() and (results.throughput_ips > 0).all()
     # the agent really ran inside each board: its hostname is the board's own
@@ -75,7 +76,7 @@ def test_sweep_over_ssh_with_ina231_and_smu_power(farm, tmp_path):
     assert (results.freq_requested == "max").all() and (results.freq_below_s == 0).all()
     assert results.freq_min_khz.to_dict() == {"hikey-1": 2362000, "xu3-1": 2000000, "xu3-2": 2000000}
 
-    power = pd.read_parquet(run_dir / "power")
+    power = run_table(run_dir, "power")
     rails = power[power.source == "sensor"].groupby("job_id").rail.unique()
     assert all(set(r) == {"a15", "a7", "mem", "gpu"} for r in rails)
     # the INA231 never yields more samples than its update period allows
@@ -151,8 +152,8 @@ def test_two_frequency_settings_are_reported_apart_with_temperatures_and_advice(
         capture_output=True, text=True, timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-5000:] + proc.stdout[-2000:]
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results")
     assert sorted(set(results.freq_requested)) == ["1400000", "max"]
     low = results[results.freq_requested == "1400000"]
     assert (low.verdict == "VALID").all() and (low.freq_min_khz == 1400000).all()

@@ -9,10 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from tests.integration.test_sweep_local import EXPERIMENTS, INVENTORY
+from tests.store_helpers import only_run, run_table
 
 pytestmark = pytest.mark.slow
 
@@ -68,12 +68,16 @@ def test_resume_after_the_orchestrator_dies(tmp_path, how):
     out, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err[-3000:]
 
-    results = pd.read_parquet(run_dir / "results")
+    results = run_table(run_dir, "results")
     assert sorted(results.job_id) == sorted(planned), "every job present exactly once"
     assert results.job_id.is_unique
-    lat = pd.read_parquet(run_dir / "latencies")
+    lat = run_table(run_dir, "latencies")
     assert set(lat.job_id) == set(planned)
     assert len(lat) == results["count"].sum(), "no latencies of a discarded attempt remain"
+    # compacted into the store's dataset: the jobs before the stop (at the board's end after SIGINT, at the
+    # resume's start after SIGKILL), then the resumed ones at the board's end; nothing left staged
+    assert not list(run_dir.glob("results/*.parquet")) and not list(run_dir.glob("latencies/*.parquet"))
+    assert len(list((tmp_path / "runs" / "results").glob(f"run_id={run_dir.name}/board=*/*.parquet"))) == 2
     done_after = [r["job_id"] for r in journal(run_dir) if r.get("state") == "done"]
     assert len(done_after) == len(set(done_after)) == 12, "no job measured twice"
     assert any(r.get("state") == "resumed" for r in journal(run_dir))
@@ -87,7 +91,7 @@ def test_resume_refuses_changed_inputs(tmp_path):
     (tmp_path / "exp.yaml").write_text(EXPERIMENTS.format(zoo=FIXTURE_ZOO).replace("[float32, int8]", "[int8]"))
     first = start(tmp_path, "exp.yaml", "-i", "inv.yml")
     first.communicate(timeout=300)
-    run_id = next((tmp_path / "runs").iterdir()).name
+    run_id = only_run(tmp_path / "runs").name
     (tmp_path / "exp.yaml").write_text(EXPERIMENTS.format(zoo=FIXTURE_ZOO))
     again = start(tmp_path, "--resume", run_id)
     _, err = again.communicate(timeout=120)

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from tests.conftest import FIXTURE_ZOO, REPO
+from tests.store_helpers import only_run, run_table
 
 INVENTORY = """
 all:
@@ -81,8 +82,8 @@ def test_sweep_end_to_end(tmp_path, farm):
     report = Path(proc.stdout.strip().splitlines()[-1].removeprefix("report: "))
     assert report.exists() and report.parent.parent == tmp_path / "reports"
 
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results")
     assert len(results) == 4
     assert set(zip(results.component, results.dtype)) == {
         (c, d) for c in ("cpu0", "cpu1") for d in ("float32", "int8")}
@@ -97,7 +98,7 @@ def test_sweep_end_to_end(tmp_path, farm):
     # pinned: the agent ran on exactly the component's cpus
     assert [list(c) for c in results.sort_values("component").cpus] == [[0], [0], [1], [1]]
 
-    lat = pd.read_parquet(run_dir / "latencies")
+    lat = run_table(run_dir, "latencies")
     assert len(lat) == results["count"].sum()
     assert (lat.latency_ms > 0).all()
 
@@ -108,13 +109,28 @@ def test_sweep_end_to_end(tmp_path, farm):
     assert (results.power_samples > 0.99e4 * results.duration_s).all()
     assert results.power_simulated.all()
     assert (results.mean_power_w > 2.0).all()  # above the simulated idle power: the core was busy
-    power = pd.read_parquet(run_dir / "power")
+    power = run_table(run_dir, "power")
     assert set(power.job_id) == set(results.job_id)
     # idle power of the board, measured in the same run before its first job and after its last
     idle = pd.read_parquet(run_dir / "idle").set_index("phase")
     assert sorted(idle.index) == ["end", "start"] and (idle.board == "localhost").all()
     assert (idle.samples > 1000).all() and (idle.mean_power_w >= 2.0).all()  # the simulated idle floor
     assert "energy: 4/4 jobs (simulated power)" in proc.stdout
+
+    # the store's dataset, as a user reads it: every run in one call, run_id and board from the path
+    dataset = pd.read_parquet(tmp_path / "runs" / "results")
+    assert sorted(dataset.job_id) == sorted(results.job_id)
+    assert set(dataset.run_id.astype(str)) == {run_dir.name} and set(dataset.board.astype(str)) == {"localhost"}
+    import duckdb
+
+    per_board = duckdb.sql(f"""SELECT run_id, board, count(*) AS jobs, sum(l.n) AS inferences
+        FROM read_parquet('{tmp_path}/runs/results/*/*/*.parquet', hive_partitioning = true) r
+        JOIN (SELECT run_id, job_id, count(*) AS n
+              FROM read_parquet('{tmp_path}/runs/latencies/*/*/*.parquet', hive_partitioning = true)
+              GROUP BY ALL) l USING (run_id, job_id)
+        GROUP BY ALL""").fetchall()
+    assert per_board == [(run_dir.name, "localhost", 4, int(results["count"].sum()))]
+    assert not list(run_dir.glob("results/*.parquet"))  # compacted: one file per table for the board
 
     # memory bandwidth of each CPU component, measured once before its first job, for the roofline
     membw = pd.read_parquet(run_dir / "membw")
@@ -217,8 +233,8 @@ def test_coexecution_of_the_two_cores(tmp_path, farm):
     exp, inv = farm(experiments=text)
     proc = sweep(tmp_path, exp, inv)
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results").set_index("component")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results").set_index("component")
     co = results.loc["cpu0+cpu1"]
     assert list(co.coexec_members) == ["cpu0", "cpu1"]
     assert abs(sum(co.coexec_share_pct) - 100.0) < 1e-6
@@ -227,7 +243,7 @@ def test_coexecution_of_the_two_cores(tmp_path, farm):
     events = (run_dir / "jobs" / co.job_id / "attempt-1" / "events.jsonl").read_text()
     # the isolated throughputs measured earlier in the run reached the agent, which reports the gains
     assert '"ratio_to_sum_isolated"' in events
-    lat = pd.read_parquet(run_dir / "latencies")
+    lat = run_table(run_dir, "latencies")
     co_lat = lat[lat.job_id == co.job_id]
     # the board's trace holds every frame of the stream once, in order; the stored latencies are exactly its
     # in-window frames. Those need not be consecutive: a slower member's frame taken before the close but
@@ -255,8 +271,8 @@ def test_external_and_gpu_components_through_the_sweep(tmp_path, farm):
     proc = sweep(tmp_path, exp, inv)
     assert proc.returncode != 0
     assert "mali" in proc.stderr and "libdelegate.so" in proc.stderr, proc.stderr
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results").set_index("component")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results").set_index("component")
     assert sorted(results.index) == ["cpu0", "npu"]
     npu = results.loc["npu"]
     assert npu.verdict == "VALID" and npu.component_class == "npu"

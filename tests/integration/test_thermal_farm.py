@@ -21,6 +21,7 @@ from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import COOLDOWN_C, write_inventory
 from orchestrator.virtual.power_model import POWER
 from tests.conftest import FIXTURE_ZOO
+from tests.store_helpers import only_run, run_table
 from tests.virtual_farm.helpers import running_farm
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -74,7 +75,7 @@ def test_a_cap_during_an_unpinned_job_is_invalid_and_the_next_job_waits_for_the_
                 proc.kill()
                 proc.communicate()
     assert proc.returncode == 0, err[-5000:] + out[-2000:]
-    results = pd.read_parquet(next(runs.iterdir()) / "results").sort_values("job_id").reset_index(drop=True)
+    results = run_table(only_run(runs), "results").sort_values("job_id").reset_index(drop=True)
     first, second = results.iloc[0], results.iloc[1]
 
     assert pd.isna(first.freq_requested) and first.verdict == "INVALID"

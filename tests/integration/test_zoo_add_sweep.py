@@ -9,13 +9,13 @@ import re
 import shutil
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from orchestrator.analysis.model_info import analyze
 from orchestrator.zoo.manifest import load_manifest
 from tests.conftest import FIXTURE_ZOO, REPO
 from tests.integration.test_sweep_local import INVENTORY, METER, orchestrator, sweep
+from tests.store_helpers import only_run, run_table
 
 EXPERIMENTS = """
 version: 1
@@ -70,8 +70,8 @@ def test_sweep_of_a_third_party_model_added_with_zoo_add_and_by_path(tmp_path, l
     u8 = manifest.find("tiny_uint8", "uint8")
     assert u8 is not None and manifest.find("tiny_cnn", "float32") is not None  # the zoo's entries kept
 
-    run_dir = next((tmp_path / "runs").iterdir())
-    results = pd.read_parquet(run_dir / "results")
+    run_dir = only_run(tmp_path / "runs")
+    results = run_table(run_dir, "results")
     assert sorted(zip(results.model, results.dtype)) == [("face_detection_short_range", "float32"),
                                                          ("tiny_uint8", "uint8")]
     assert (results.verdict == "VALID").all(), results[["model", "verdict"]]
