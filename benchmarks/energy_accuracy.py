@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from orchestrator.meters.virtual_b2900 import VirtualB2900  # noqa: E402
+from orchestrator.results.store import Store  # noqa: E402
 from orchestrator.virtual.__main__ import parse_boards  # noqa: E402
 from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
 from orchestrator.virtual.inventory import write_inventory  # noqa: E402
@@ -90,8 +91,8 @@ def main() -> int:
                 capture_output=True, text=True, timeout=3600)
             if proc.returncode != 0:
                 raise SystemExit(f"sweep failed ({proc.returncode}):\n{proc.stderr[-4000:]}\n{proc.stdout[-2000:]}")
-            run_dir = max((work / "runs").iterdir(), key=lambda p: p.stat().st_mtime)
-            res = pd.read_parquet(run_dir / "results").sort_values(["board", "job_id"])
+            store = Store(work / "runs")  # run ids start with their time: the last is this sweep's
+            res = store.open_run(store.run_ids()[-1]).read_table("results").sort_values(["board", "job_id"])
             true = {s.name: farm.clock_offset_ns(s.name) for s in specs}
             rows = []
             for r in res.itertuples():

@@ -225,7 +225,7 @@ class Socfarm:
 
     def sweep(self, variant: str, n: int) -> tuple[float, float, dict[str, Any]]:
         """(wall s, summed windows s, the sweep's JSON summary) of one `orchestrator sweep`."""
-        import pandas as pd
+        from orchestrator.results.store import RunDir
 
         t0 = time.monotonic()
         proc = run([*ORCHESTRATOR, "sweep", str(self.experiments(variant, n)), *self.common], self.timeout_s,
@@ -245,7 +245,7 @@ class Socfarm:
         summary["report_s"] = time.monotonic() - t1
         if summary["done"] != n or summary["invalid"] or summary["failed"]:
             raise SystemExit(f"socfarm sweep {summary['run_id']}: {summary}")
-        results = pd.read_parquet(Path(summary["run_dir"]) / "results", columns=["duration_s"])
+        results = RunDir(Path(summary["run_dir"])).read_table("results")  # compacted into the store's dataset
         summary["provisioned"] = json.loads((Path(summary["run_dir"]) / "run.json").read_text()).get(
             "provision", {}).get("status") != "skipped"
         return wall, float(results.duration_s.sum()), summary
