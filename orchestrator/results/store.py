@@ -233,8 +233,9 @@ class RunDir:
     def table_files(self, table: str) -> list[Path]:
         """Every file holding rows of ``table`` for this run, each row in exactly one: the committed passes in
         the dataset, then the staged parts no pass holds."""
+        staged = self._staged(table)  # listed before the passes: a pass committed in between then hides its parts
         if table not in COMPACTED:
-            return self._staged(table)
+            return staged
         passes = self._passes()
         files = []
         for results_file, record in passes.items():
@@ -245,7 +246,7 @@ class RunDir:
                     raise StoreError(f"{f}: missing, but the committed pass {results_file} holds rows of it")
                 files.append(f)
         consumed = self._consumed(table, passes)
-        return files + [p for p in self._staged(table) if p.stem not in consumed]
+        return files + [p for p in staged if p.stem not in consumed]
 
     # -- tables ---------------------------------------------------------------
     def write_table(self, table: str, job_id: str, rows: pd.DataFrame | list[dict[str, Any]],

@@ -160,3 +160,17 @@ def test_table_names_are_not_run_ids(tmp_path):
         store.create_run("results", {})
     two_board_run(store).compact()
     assert store.run_ids() == ["r1"]
+
+
+def test_the_readme_duckdb_query_runs_on_a_store(tmp_path):
+    from tests.conftest import REPO
+
+    store = Store(tmp_path / "runs")
+    two_board_run(store, "20261206T000000Z-0001").compact()
+    old = two_board_run(store, "0042")  # an id DuckDB would read as a number unless told not to
+    old.compact()
+    readme = (REPO / "README.md").read_text()
+    query = readme.split("```sql\n", 1)[1].split("```", 1)[0].replace("'runs/", f"'{store.root}/")
+    rows = duckdb.connect().execute(query).fetchall()
+    assert rows == [("0042", "b0", 2, 12.5, 6), ("0042", "b1", 2, 12.5, 6),
+                    ("20261206T000000Z-0001", "b0", 2, 12.5, 6), ("20261206T000000Z-0001", "b1", 2, 12.5, 6)]
