@@ -240,6 +240,7 @@ class BoardRunner:
         self.progress = progress
         self.stop = stop
         self._cooldown: Cooldown | None = None  # before the current job
+        self._last_window_c: dict[str, float] | None = None  # zone -> hottest °C of the last stored job's window
 
     def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
         """The board's jobs one at a time; transient failures are retried, a failing board quarantined."""
@@ -270,8 +271,7 @@ class BoardRunner:
                     watcher.start()
                     try:
                         while pending and not self.stop.is_set():
-                            self._cooldown = cool_down(self.board, transport, self.stop, self.progress.note,
-                                                       self.run.journal)
+                            self._cooldown = self._cool_down(transport)
                             if self.stop.is_set():
                                 break
                             self._check_hold()  # another sweep may take the board: measure no more
@@ -289,6 +289,17 @@ class BoardRunner:
         except Exception as exc:  # noqa: BLE001 - a bug must not take the other boards' measurements down
             self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
                              pending, acc, traceback.format_exc())
+
+    def _cool_down(self, transport: Transport) -> Cooldown | None:
+        """The cool-down before a job. After a job whose window kept every zone below ``cooldown_c`` (the
+        agent's samples), the board has been idle since and is cool: no reading over the link (one round trip
+        per job less). After anything else (the first job, a failure, a hot window) the zones are read."""
+        thermal, last = self.board.thermal, self._last_window_c
+        self._last_window_c = None  # used once: a job that stores no row leaves nothing to go by
+        if (thermal is not None and thermal.cooldown_c is not None and last is not None
+                and all(last.get(z, thermal.cooldown_c) < thermal.cooldown_c for z in thermal.zones)):
+            return Cooldown(0.0, {z: last[z] for z in thermal.zones})
+        return cool_down(self.board, transport, self.stop, self.progress.note, self.run.journal)
 
     def _watch_hold(self, transport: Transport, over: threading.Event) -> None:
         """Until ``over``: once the board's hold is lost, abort the job in flight (its request raises at once)."""
@@ -573,6 +584,8 @@ class BoardRunner:
         run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": attempt,
                      "t_wall": time.time(), "verdict": row["verdict"]})
         acc.done.append(job.job_id)
+        zones = (summary.get("platform") or {}).get("thermal") or {}
+        self._last_window_c = {z: v["max_mdegc"] / 1000 for z, v in zones.items() if v.get("max_mdegc") is not None}
         if row["verdict"] == "VALID" and not job.is_coexec:
             self._isolated.add(job, row["throughput_ips"])
         if row["verdict"] != "VALID":

@@ -236,3 +236,23 @@ def test_an_internal_error_quarantines_the_board_and_keeps_its_traceback(monkeyp
                                      "method."}
     quarantined = [r for r in run.journal_records() if r.get("state") == "quarantined"]
     assert "in run_agent" in quarantined[0]["traceback"] and "TypeError" in quarantined[0]["traceback"]
+
+
+def test_after_a_window_that_stayed_cool_the_next_job_needs_no_reading(tmp_path):
+    sysfs = tmp_path / "sys"
+    zone(sysfs, "thermal_zone0", 41000)
+    zone(sysfs, "thermal_zone4", 43500)
+    b = board(sysfs_root=str(sysfs))
+    link = FakeLink(sysfs)
+    run = Store(tmp_path / "runs").create_run("r1", {"boards": {}})
+    runner = BoardRunner(run, b, FACTS, "abc", SweepProgress(enabled=False), threading.Event())
+    assert runner._cool_down(link) == Cooldown(0.0, {"thermal_zone0": 41.0, "thermal_zone4": 43.5})
+    assert len(link.commands) == 1  # the first job: read
+    runner._last_window_c = {"thermal_zone0": 50.0, "thermal_zone4": 54.9}  # the last window stayed below 55 °C
+    assert runner._cool_down(link) == Cooldown(0.0, {"thermal_zone0": 50.0, "thermal_zone4": 54.9})
+    assert len(link.commands) == 1
+    assert runner._cool_down(link) is not None and len(link.commands) == 2  # used once: no job since, read
+    for last in ({"thermal_zone0": 50.0, "thermal_zone4": 55.0}, {"thermal_zone0": 50.0}):  # hot, or a zone unknown
+        runner._last_window_c = last
+        runner._cool_down(link)
+    assert len(link.commands) == 4
