@@ -72,6 +72,13 @@ class SweepOutcome:
     report_log: Path | None = None
 
 
+#: round trips to the board's clock before and after each job: a supply meter's samples are aligned with the
+#: board's window through them (and a clock step between the two estimates makes the job INVALID), so a board
+#: with a meter takes the best of 8; without one the offsets are only recorded (clock_* columns), and 3 keep
+#: them within a round trip at a third of the cost (each probe is a request to the board's serving agent)
+CLOCK_PROBES_METER = 8
+CLOCK_PROBES = 3
+
 def open_transport(board: Board, facts: BoardFacts) -> Transport:
     if board.connection == "local":
         return LocalTransport(facts, prestart=True)
@@ -553,13 +560,14 @@ class BoardRunner:
                 events_file.write(json.dumps(event, separators=(",", ":")) + "\n")
                 self.progress.agent_event(job, event)
 
-            before = transport.clock_offset()
+            probes = CLOCK_PROBES_METER if meter is not None else CLOCK_PROBES
+            before = transport.clock_offset(probes)
             if meter is not None:
                 meter.begin()
             try:
                 outcome = transport.run_agent(self._spec(job, attempt), on_event, timeout_s)
                 summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
-                clock = JobClock(before, transport.clock_offset())
+                clock = JobClock(before, transport.clock_offset(probes))
                 capture = None
                 if meter is not None:  # read the meter until it holds a point at or past the window's end
                     end_s = clock.to_controller_ns(summary["window"]["end_mono_ns"]) / 1e9
