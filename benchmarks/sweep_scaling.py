@@ -16,7 +16,10 @@ report) instead.
 
 --simulated gives every board simulated components (orchestrator.virtual's write_inventory(simulated=True):
 the agent sleeps a modelled latency, so the boards' windows cost this machine's 2 cores nothing and what is
-left is the orchestrator's own cost); its default sizes are 1, 8, 32, 64 boards. Each row then also says how
+left is the orchestrator's own cost); its default sizes are 1, 8, 32, 64 boards: one farm of the largest
+size comes up and is provisioned once, then each size sweeps its first n boards (a fresh --state copied
+from the provisioned one, so each measures idle power and bandwidth as a first sweep does; the background
+report of one size is waited for before the next). Each row then also says how
 long the farm took to come up, the controller's peak memory and open files (its process tree), and per job
 the wall beyond the window and the controller's CPU. Its figures are of simulated boards: a measure of the
 controller, not of any SoC.
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +46,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator.report.background import wait_for_pending  # noqa: E402
 from orchestrator.results.store import RunDir  # noqa: E402
 from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
 from orchestrator.virtual.inventory import write_inventory  # noqa: E402
@@ -116,19 +121,58 @@ class TreeSampler(threading.Thread):
             self.threads = max(self.threads, threads)
 
 
-def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path, model: str,
-             simulated: bool = False) -> dict:
-    name = "{soc}-sim-{i}" if simulated else "b{i}"
-    specs = [BoardSpec(name.format(i=i, soc="xu3" if i % 2 == 0 else "hikey"),
-                       "odroid_xu3" if i % 2 == 0 else "hikey970") for i in range(n)]
+def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: float) -> dict:
+    """One sweep over ``n`` boards (provisioned already): its wall, ratios, phases and controller costs."""
+    t0, t0_wall = time.monotonic(), time.time()
+    cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        sweep = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
+                                 stdout=out, stderr=err, text=True, cwd=REPO)
+        sampler = TreeSampler(sweep.pid)
+        sampler.start()
+        returncode = sweep.wait()
+        wall = time.monotonic() - t0
+        sampler.done.set()
+        sampler.join()
+        out.seek(0)
+        err.seek(0)
+        proc = subprocess.CompletedProcess(sweep.args, returncode, out.read(), err.read())
+    cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit(f"sweep on {n} boards failed: {proc.stderr[-2000:]}")
+    run_dir = Path(json.loads(proc.stdout)["run_dir"])
+    results = RunDir(run_dir).read_table("results")  # wherever the store keeps them (parts or dataset)
+    events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    per_board = results.groupby("board").duration_s.sum()
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
+    extra = {}
+    if simulated:
+        if not results["emulated"].fillna("").str.startswith("simulated").all():
+            raise SystemExit(f"sweep on {n} boards: rows not labelled simulated")
+        extra = {"up_s": up_s, "job_overhead_ms": 1e3 * per_job_overhead(events, results),
+                 # the same without the agent's warm-up runs (modelled inference outside the window)
+                 "ctl_overhead_ms": 1e3 * per_job_overhead(events, results, agent_warmups(run_dir, results)),
+                 "ctl_cpu_per_job_ms": 1e3 * cpu_s / len(results), "ctl_rss_mib": sampler.rss_mib,
+                 "ctl_fds": sampler.fds, "sweep_fds": sampler.own_fds, "ctl_threads": sampler.threads}
+    return {"boards": n, "jobs": len(results), "wall_s": wall,
+            "ratio_worst_board": float((wall / per_board).max()),
+            "ratio_mean": float((wall / per_board).mean()),
+            **phases(events, t0_wall, wall),
+            "per_job_s": per_job_overhead(events, results),
+            # the controller's own CPU (the sweep process and what it started on this machine, not the boards)
+            "controller_cpu_s": cpu_s, **extra}
+
+
+def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path, model: str) -> dict:
+    specs = [BoardSpec(f"b{i}", "odroid_xu3" if i % 2 == 0 else "hikey970") for i in range(n)]
     state = work / f"farm{n}"
     farm = VirtualFarm(state, specs, max_lifetime_s=3600)
     try:
         t_up = time.monotonic()
         farm.up()
-        farm.wait_ready(max(30, n))
+        farm.wait_ready(30)
         up_s = time.monotonic() - t_up
-        inv = write_inventory(farm, work / f"inv{n}.yml", simulated=simulated)
+        inv = write_inventory(farm, work / f"inv{n}.yml")
         exp = work / f"exp{n}.yaml"
         exp.write_text(EXPERIMENTS.format(zoo=zoo, model=model, window=window_s,
                                           repeats=max(1, jobs_per_board // 2)))
@@ -138,44 +182,50 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
         subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(zoo),
                         *common[:2], *common[-4:-2]],
                        check=True, capture_output=True, cwd=REPO)
-        t0, t0_wall = time.monotonic(), time.time()
-        cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            sweep = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
-                                     stdout=out, stderr=err, text=True, cwd=REPO)
-            sampler = TreeSampler(sweep.pid)
-            sampler.start()
-            returncode = sweep.wait()
-            wall = time.monotonic() - t0
-            sampler.done.set()
-            sampler.join()
-            out.seek(0)
-            err.seek(0)
-            proc = subprocess.CompletedProcess(sweep.args, returncode, out.read(), err.read())
-        cpu1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        if proc.returncode != 0:
-            raise SystemExit(f"sweep on {n} boards failed: {proc.stderr[-2000:]}")
-        run_dir = Path(json.loads(proc.stdout)["run_dir"])
-        results = RunDir(run_dir).read_table("results")  # wherever the store keeps them (parts or dataset)
-        events = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
-        per_board = results.groupby("board").duration_s.sum()
-        cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
-        extra = {}
-        if simulated:
-            if not results["emulated"].fillna("").str.startswith("simulated").all():
-                raise SystemExit(f"sweep on {n} boards: rows not labelled simulated")
-            extra = {"up_s": up_s, "job_overhead_ms": 1e3 * per_job_overhead(events, results),
-                     # the same without the agent's warm-up runs (modelled inference outside the window)
-                     "ctl_overhead_ms": 1e3 * per_job_overhead(events, results, agent_warmups(run_dir, results)),
-                     "ctl_cpu_per_job_ms": 1e3 * cpu_s / len(results), "ctl_rss_mib": sampler.rss_mib,
-                     "ctl_fds": sampler.fds, "sweep_fds": sampler.own_fds, "ctl_threads": sampler.threads}
-        return {"boards": n, "jobs": len(results), "wall_s": wall,
-                "ratio_worst_board": float((wall / per_board).max()),
-                "ratio_mean": float((wall / per_board).mean()),
-                **phases(events, t0_wall, wall),
-                "per_job_s": per_job_overhead(events, results),
-                # the controller's own CPU (the sweep process and what it started on this machine, not the boards)
-                "controller_cpu_s": cpu_s, **extra}
+        return measure_sweep(n, exp, common, False, up_s)
+    finally:
+        farm.down()
+        teardown(state)
+
+
+def run_simulated(sizes: list[int], jobs_per_board: int, window_s: float, work: Path, zoo: Path,
+                  model: str) -> list[dict]:
+    """One farm of the largest size with simulated components, provisioned once; per size a sweep over its
+    first n boards, with the provisioned state copied (without the idle-power and bandwidth cache, so every
+    size measures those as a first sweep does). The boards beyond n stay up, idle."""
+    n_max = max(sizes)
+    specs = [BoardSpec(f"{'xu3' if i % 2 == 0 else 'hikey'}-sim-{i}", "odroid_xu3" if i % 2 == 0 else "hikey970")
+             for i in range(n_max)]
+    state = work / "farm"
+    farm = VirtualFarm(state, specs, max_lifetime_s=4 * 3600)
+    rows = []
+    try:
+        t_up = time.monotonic()
+        farm.up()
+        farm.wait_ready(max(30, n_max))
+        up_s = time.monotonic() - t_up
+        inv = write_inventory(farm, work / "inventory.yml", simulated=True)
+        provisioned = work / "state-provisioned"
+        t_prov = time.monotonic()
+        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(zoo), "-i", str(inv),
+                        "--state", str(provisioned)], check=True, capture_output=True, cwd=REPO)
+        print(f"{n_max} boards with simulated components: up in {up_s:.1f} s, provisioned in "
+              f"{time.monotonic() - t_prov:.0f} s", flush=True)
+        for n in sizes:
+            st = work / f"state{n}"
+            shutil.copytree(provisioned, st, ignore=shutil.ignore_patterns("measured", "leases", "reports-pending"))
+            exp = work / f"exp{n}.yaml"
+            exp.write_text(EXPERIMENTS.format(zoo=zoo, model=model, window=window_s,
+                                              repeats=max(1, jobs_per_board // 2))
+                           + f"    boards: [{', '.join(s.name for s in specs[:n])}]\n")
+            common = ["-i", str(inv), "--store", str(work / f"runs{n}"), "--reports", str(work / f"rep{n}"),
+                      "--state", str(st), "--json", "--quiet"]
+            rows.append(measure_sweep(n, exp, common, True, up_s))
+            print(f"boards={n} (simulated components): {rows[-1]}", flush=True)
+            t_rep = time.monotonic()  # the sweep's report is written in the background: not during the next size
+            wait_for_pending(st, 1800)
+            print(f"  its background report took {time.monotonic() - t_rep:.1f} s more", flush=True)
+        return rows
     finally:
         farm.down()
         teardown(state)
@@ -250,10 +300,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="p4-") as tmp:
         work = args.keep or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
-        for n in (int(s) for s in sizes.split(",")):
-            zoo = subset_zoo(args.zoo.resolve(), args.model, work / "zoo")
-            rows.append(run_size(n, args.jobs_per_board, args.window_s, work, zoo, args.model, args.simulated))
-            print(f"boards={n}{' (simulated components)' if args.simulated else ''}: {rows[-1]}", flush=True)
+        zoo = subset_zoo(args.zoo.resolve(), args.model, work / "zoo")
+        if args.simulated:
+            rows = run_simulated([int(s) for s in sizes.split(",")], args.jobs_per_board, args.window_s, work, zoo,
+                                 args.model)
+        for n in (int(s) for s in sizes.split(",")) if not args.simulated else ():
+            rows.append(run_size(n, args.jobs_per_board, args.window_s, work, zoo, args.model))
+            print(f"boards={n}: {rows[-1]}", flush=True)
     table = pd.DataFrame(rows)
     if args.simulated:
         print("simulated components (modelled latency): figures of the orchestrator, not of any SoC")
