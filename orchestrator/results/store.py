@@ -70,6 +70,8 @@ COPIED = ("idle", "membw")
 #: The Hive partition keys, in path order.
 PARTITION_KEYS = ("run_id", "board")
 PASS_KEY = b"socfarm.compacted"
+#: Rows per row group of a compacted file (a job's latencies or power samples are one part of it).
+ROW_GROUP_ROWS = 128 * 1024
 #: Folder names at the store's top that belong to the dataset: not run ids.
 RESERVED = frozenset(TABLES)
 
@@ -99,7 +101,9 @@ def read_part(path: Path, table: str, columns: Sequence[str] | None = None) -> p
     try:
         with pq.ParquetFile(path) as pf:
             present = set(pf.schema_arrow.names)
-            data = pf.read(columns=[f.name for f in fields if f.name in present])
+            # a thread pool only pays on large files: a job's part is decoded faster without one
+            data = pf.read(columns=[f.name for f in fields if f.name in present],
+                           use_threads=pf.metadata.num_rows > 100_000)
         keys = partition_values(path)
         arrays = []
         for f in fields:
@@ -114,6 +118,30 @@ def read_part(path: Path, table: str, columns: Sequence[str] | None = None) -> p
         raise StoreError(f"{path}: corrupt Parquet file ({str(exc).splitlines()[0]})") from None
 
 
+def _part_keys(path: Path, table: str) -> tuple[set, set]:
+    """The run ids and job ids of a part's rows, from its row groups' statistics when they tell (a part a sweep
+    wrote: one job), else from its two columns."""
+    try:
+        with pq.ParquetFile(path) as pf:
+            names = pf.schema_arrow.names
+            found: dict[str, set] = {"run_id": set(), "job_id": set()}
+            for g in range(pf.metadata.num_row_groups):
+                group = pf.metadata.row_group(g)
+                for key in found:
+                    if key not in names:
+                        raise KeyError(key)
+                    stats = group.column(names.index(key)).statistics
+                    if stats is None or not stats.has_min_max or stats.min != stats.max or stats.null_count:
+                        raise KeyError(key)
+                    found[key].add(stats.min)
+            return found["run_id"], found["job_id"]
+    except KeyError:
+        data = read_part(path, table, ["run_id", "job_id"])
+        return set(data.column("run_id").to_pylist()), set(data.column("job_id").to_pylist())
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise StoreError(f"{path}: corrupt Parquet file ({str(exc).splitlines()[0]})") from None
+
+
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -122,12 +150,21 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _create_parquet(table: pa.Table, dest: Path) -> bool:
-    """Write ``dest`` whole or not at all, never over an existing file; False when it already existed."""
+def _create_parquet(tables: Iterable[pa.Table], schema: pa.Schema, dest: Path) -> bool:
+    """Write ``tables`` (``schema``'s columns, streamed: one part in memory at a time, row groups of up to
+    ``ROW_GROUP_ROWS``) as ``dest``, whole or not at all, never over an existing file; False when it existed."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
     try:
-        pq.write_table(table, tmp)
+        with pq.ParquetWriter(tmp, schema) as writer:
+            pending: list[pa.Table] = []
+            for table in tables:
+                pending.append(table.select(schema.names))
+                if sum(t.num_rows for t in pending) >= ROW_GROUP_ROWS:
+                    writer.write_table(pa.concat_tables(pending))
+                    pending = []
+            if pending:
+                writer.write_table(pa.concat_tables(pending))
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         try:
@@ -297,10 +334,11 @@ class RunDir:
 
     # -- compaction -----------------------------------------------------------
     @contextmanager
-    def _compaction_lock(self) -> Iterator[None]:
-        """One compaction of this run at a time, across threads (each board's) and processes."""
+    def _compaction_lock(self, exclusive: bool) -> Iterator[None]:
+        """Across threads and processes: compactions of given jobs (each board's share, its own folders) run side
+        by side; one of every staged part (the run's end, --resume, the CLI) runs alone."""
         with open(self.path / ".compact.lock", "a") as fh:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             try:
                 yield
             finally:
@@ -312,7 +350,7 @@ class RunDir:
         parts (the end of a board's share); default every staged part, and the run's idle and membw parts are
         copied too (the end of the run, ``--resume``, ``orchestrator compact``). Parts of a job without a
         results row stay staged (``discard_incomplete`` is theirs). Safe to interrupt anywhere and to repeat."""
-        with self._compaction_lock():
+        with self._compaction_lock(exclusive=job_ids is None):
             out = Compaction()
             passes = self._passes()
             consumed = {t: self._consumed(t, passes) for t in COMPACTED}
@@ -329,14 +367,20 @@ class RunDir:
                 for part in staged[table]:
                     if part.stem in consumed[table]:
                         continue
-                    data = read_part(part, table)
-                    if data.num_rows == 0:
+                    # results parts whole (one row each); of the others only whose rows they are: their rows are
+                    # read one part at a time as the pass is written
+                    if table == "results":
+                        data = read_part(part, table)
+                        runs, jobs = set(data.column("run_id").to_pylist()), data.column("job_id").to_pylist()
+                    else:
+                        data = None
+                        runs, jobs = _part_keys(part, table)
+                    if not jobs:
                         out.left[str(part)] = "no rows"
                         continue
-                    if set(data.column("run_id").to_pylist()) != {self.run_id}:
+                    if runs != {self.run_id}:
                         out.left[str(part)] = f"rows of another run than {self.run_id}"
                         continue
-                    jobs = data.column("job_id").to_pylist()
                     if table == "results":
                         boards = set(data.column("board").to_pylist())
                     else:
@@ -349,13 +393,12 @@ class RunDir:
                     board = boards.pop()
                     if table == "results":
                         board_of_job.update((j, board) for j in jobs)
-                    by_board.setdefault(board, {t: [] for t in COMPACTED})[table].append((part.stem, data))
+                    by_board.setdefault(board, {t: [] for t in COMPACTED})[table].append((part.stem, part, data))
             for board in sorted(by_board):
                 out.passes.append(self._write_pass(board, by_board[board]))
                 out.jobs += len(by_board[board]["results"])
             # the pass is committed: its staged parts go, results last (a job counts as done throughout)
-            moved = [self.path / t / f"{name}.parquet" for board in sorted(by_board) for t in COMPACTED
-                     for name, _ in by_board[board][t]]
+            moved = [path for board in sorted(by_board) for t in COMPACTED for _, path, _ in by_board[board][t]]
             for part in sorted(leftovers + moved, key=lambda p: p.parent.name == "results"):
                 part.unlink(missing_ok=True)
                 out.parts += 1
@@ -370,8 +413,8 @@ class RunDir:
                               "t_wall": time.time()})
             return out
 
-    def _write_pass(self, board: str, parts: dict[str, list[tuple[str, pa.Table]]]) -> Path:
-        names = {t: sorted(name for name, _ in parts[t]) for t in COMPACTED}
+    def _write_pass(self, board: str, parts: dict[str, list[tuple[str, Path, pa.Table | None]]]) -> Path:
+        names = {t: sorted(name for name, _, _ in parts[t]) for t in COMPACTED}
         digest = hashlib.sha256(json.dumps(names, sort_keys=True).encode()).hexdigest()[:20]
         file_name = f"part-{digest}.parquet"
         committed = self.dataset_dir("results", board)
@@ -381,18 +424,19 @@ class RunDir:
             for f in sorted(folder.glob(".*.tmp")) + sorted(folder.glob("*.parquet")) if folder.is_dir() else []:
                 if f.suffix == ".tmp" or (f.name != file_name and not (committed / f.name).exists()):
                     f.unlink()
-        record = {"board": board, "parts": names, "jobs": sorted(j for _, d in parts["results"]
+        record = {"board": board, "parts": names, "jobs": sorted(j for _, _, d in parts["results"]
                                                                   for j in d.column("job_id").to_pylist()),
                   "files": [t for t in COMPACTED if parts[t]], "compacted_wall": time.time()}
         for table in COMPACTED:
-            if not parts[table]:
+            dest = self.dataset_dir(table, board) / file_name
+            if not parts[table] or dest.exists():
                 continue
-            data = pa.concat_tables([d for _, d in sorted(parts[table], key=lambda p: p[0])])
-            data = data.drop_columns([k for k in PARTITION_KEYS if k in data.column_names])
+            schema = pa.schema([f for f in TABLES[table] if f.name not in PARTITION_KEYS])
             if table == "results":
-                data = data.replace_schema_metadata({**(data.schema.metadata or {}),
-                                                     PASS_KEY: json.dumps(record).encode()})
-            _create_parquet(data, self.dataset_dir(table, board) / file_name)
+                schema = schema.with_metadata({PASS_KEY: json.dumps(record).encode()})
+            ordered = sorted(parts[table], key=lambda p: p[0])
+            _create_parquet((data if data is not None else read_part(path, table) for _, path, data in ordered),
+                            schema, dest)
         return committed / file_name
 
     def _copy_board_tables(self, out: Compaction) -> None:
@@ -412,7 +456,8 @@ class RunDir:
                 dest = self.dataset_dir(table, boards.pop()) / part.name
                 if dest.exists():
                     continue
-                if _create_parquet(data.drop_columns([k for k in PARTITION_KEYS if k in names]), dest):
+                kept = data.drop_columns([k for k in PARTITION_KEYS if k in names])
+                if _create_parquet([kept], kept.schema, dest):
                     out.copied += 1
 
 

@@ -79,10 +79,10 @@ def test_a_crash_before_the_results_file_shows_every_job_once_and_the_next_compa
     before = snapshot(run)
     real = store_module._create_parquet
 
-    def crash_at_results(table, dest):
+    def crash_at_results(tables, schema, dest):
         if dest.parts[-4] == "results":
             raise OSError("disk full")
-        return real(table, dest)
+        return real(tables, schema, dest)
 
     monkeypatch.setattr(store_module, "_create_parquet", crash_at_results)
     with pytest.raises(OSError, match="disk full"):
@@ -174,3 +174,36 @@ def test_the_readme_duckdb_query_runs_on_a_store(tmp_path):
     rows = duckdb.connect().execute(query).fetchall()
     assert rows == [("0042", "b0", 2, 12.5, 6), ("0042", "b1", 2, 12.5, 6),
                     ("20261206T000000Z-0001", "b0", 2, 12.5, 6), ("20261206T000000Z-0001", "b1", 2, 12.5, 6)]
+
+
+def test_boards_compact_side_by_side(tmp_path):
+    """Each board's thread compacts its own share at once; every row is then read exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = Store(tmp_path / "runs")
+    run = store.create_run("r1", {})
+    shares = {f"b{b}": [f"b{b}-j{k}" for k in range(6)] for b in range(4)}
+    for board, jobs in shares.items():
+        for job in jobs:
+            write_job(run, job, board, n_power=3)
+    before = snapshot(run)
+    with ThreadPoolExecutor(4) as pool:
+        done = list(pool.map(lambda jobs: store.open_run("r1").compact(jobs), shares.values()))
+    assert [d.jobs for d in done] == [6] * 4 and not list(run.path.glob("*/*.parquet"))
+    for table, frame in snapshot(run).items():
+        pd.testing.assert_frame_equal(frame, before[table], check_like=True)
+    assert len(pd.read_parquet(store.root / "power")) == 4 * 6 * 3
+
+
+def test_parts_of_several_jobs_compact_when_of_one_board_and_stay_when_not(tmp_path):
+    run = two_board_run(Store(tmp_path / "runs"))
+    lat = [{"run_id": "r1", "job_id": j, "index": 10, "start_mono_ns": 0, "end_mono_ns": 1, "latency_ms": 5.0}
+           for j in ("j0", "j2")]  # both board b0
+    run.write_table("latencies", "extra-b0", lat)
+    run.write_table("latencies", "extra-both", [{**lat[0], "index": 11}, {**lat[0], "job_id": "j1", "index": 11}])
+    before = snapshot(run)
+    done = run.compact()
+    assert list(done.left) == [str(run.path / "latencies" / "extra-both.parquet")]
+    assert done.left[str(run.path / "latencies" / "extra-both.parquet")] == "rows of 2 boards"
+    for table, frame in snapshot(run).items():
+        pd.testing.assert_frame_equal(frame, before[table], check_like=True)
