@@ -10,12 +10,14 @@ copy board by board as a sweep does at the end of each board's share (timed: tha
 a board's share). Then, in alternating rounds so both see the same load on this shared machine, reads every
 row of the three tables through ``RunDir.read_table`` (what the report and analysis read) and counts them
 with DuckDB (staged parts: a glob over the run's folder; compacted: the Hive dataset). Warm page cache.
-Prints the medians and, LAST, the read-time ratio per-job parts / compacted.
+Prints the medians (wall and this process's CPU time: the CPU figure holds when other work loads the machine)
+and, LAST, the read-time ratios per-job parts / compacted.
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import sys
@@ -65,6 +67,12 @@ def duck_count(globs: dict[str, str]) -> int:
                for g in globs.values())
 
 
+def cpu_s() -> float:
+    """This process's CPU time (every thread: pyarrow's and DuckDB's pools too)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--boards", type=int, default=16)
@@ -82,36 +90,46 @@ def main() -> None:
               f"{time.perf_counter() - t:.1f} s (synthetic rows)", flush=True)
         shutil.copytree(tmp / "a" / "runs" / "bench", tmp / "b" / "runs" / "bench")
         compacted = Store(tmp / "b" / "runs").open_run("bench")
-        per_board = []
+        per_board, per_board_cpu = [], []
         for b in range(args.boards):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), cpu_s()
             compacted.compact([f"b{b:02d}-j{k:04d}" for k in range(args.jobs_per_board)])
             per_board.append(time.perf_counter() - t)
+            per_board_cpu.append(cpu_s() - c)
         compacted.compact()
         files = sum(len(compacted.table_files(t)) for t in TABLES)
-        print(f"compaction at each board's end: median {statistics.median(per_board) * 1e3:.0f} ms per board "
-              f"({statistics.median(per_board) / args.jobs_per_board * 1e3:.1f} ms per job); "
+        print(f"compaction at each board's end: median {statistics.median(per_board) * 1e3:.0f} ms per board, "
+              f"{statistics.median(per_board) / args.jobs_per_board * 1e3:.1f} ms wall and "
+              f"{statistics.median(per_board_cpu) / args.jobs_per_board * 1e3:.1f} ms CPU per job; "
               f"{files} files instead of {3 * jobs}", flush=True)
         staged_globs = {t: f"{staged.path}/{t}/*.parquet" for t in TABLES}
         dataset_globs = {t: f"{compacted.path.parent}/{t}/*/*/*.parquet" for t in TABLES}
         times: dict[str, list[float]] = {"parts": [], "compacted": [], "duck parts": [], "duck compacted": []}
+        cpu: dict[str, list[float]] = {k: [] for k in times}
         expected = jobs * (1 + args.latencies + args.samples)
         for _ in range(args.rounds):
             for name, fn in (("parts", lambda: read_all(staged)), ("compacted", lambda: read_all(compacted)),
                              ("duck parts", lambda: duck_count(staged_globs)),
                              ("duck compacted", lambda: duck_count(dataset_globs))):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), cpu_s()
                 rows = fn()
                 times[name].append(time.perf_counter() - t)
+                cpu[name].append(cpu_s() - c)
                 if rows != expected:
                     raise SystemExit(f"{name}: read {rows} rows, expected {expected}")
         med = {k: statistics.median(v) for k, v in times.items()}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
         print(f"RunDir.read_table, 3 tables, {expected:,} rows: per-job parts {med['parts']:.2f} s, "
-              f"compacted {med['compacted']:.2f} s (median of {args.rounds} alternating rounds)")
+              f"compacted {med['compacted']:.2f} s (median of {args.rounds} alternating rounds; CPU "
+              f"{med_cpu['parts']:.2f} s and {med_cpu['compacted']:.2f} s)")
         print(f"DuckDB count(*) of the 3 tables: per-job parts {med['duck parts']:.2f} s, "
-              f"compacted {med['duck compacted']:.2f} s")
-        print(f"read-time ratio per-job parts / compacted ({jobs} jobs): RunDir {med['parts'] / med['compacted']:.1f}x, "
-              f"DuckDB {med['duck parts'] / med['duck compacted']:.1f}x")
+              f"compacted {med['duck compacted']:.2f} s (CPU {med_cpu['duck parts']:.2f} s and "
+              f"{med_cpu['duck compacted']:.2f} s)")
+        ratio = {k: med[k] / med[k.replace("parts", "compacted")] for k in ("parts", "duck parts")}
+        ratio_cpu = {k: med_cpu[k] / med_cpu[k.replace("parts", "compacted")] for k in ("parts", "duck parts")}
+        print(f"read-time ratio per-job parts / compacted ({jobs} jobs): RunDir {ratio['parts']:.1f}x "
+              f"(CPU {ratio_cpu['parts']:.1f}x), DuckDB {ratio['duck parts']:.1f}x "
+              f"(CPU {ratio_cpu['duck parts']:.1f}x)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

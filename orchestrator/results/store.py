@@ -101,9 +101,7 @@ def read_part(path: Path, table: str, columns: Sequence[str] | None = None) -> p
     try:
         with pq.ParquetFile(path) as pf:
             present = set(pf.schema_arrow.names)
-            # a thread pool only pays on large files: a job's part is decoded faster without one
-            data = pf.read(columns=[f.name for f in fields if f.name in present],
-                           use_threads=pf.metadata.num_rows > 100_000)
+            data = pf.read(columns=[f.name for f in fields if f.name in present])
         keys = partition_values(path)
         arrays = []
         for f in fields:
@@ -362,7 +360,7 @@ class RunDir:
                           for t in COMPACTED}
             leftovers = [p for t in COMPACTED for p in staged[t] if p.stem in consumed[t]]
             board_of_job: dict[str, str] = {}
-            by_board: dict[str, dict[str, list[tuple[str, pa.Table]]]] = {}
+            by_board: dict[str, dict[str, list[tuple[str, Path, pa.Table | None]]]] = {}
             for table in ("results", "latencies", "power"):
                 for part in staged[table]:
                     if part.stem in consumed[table]:
