@@ -88,3 +88,27 @@ for line in sys.stdin:
     assert second.summary == {"v": 1, "event": "summary", "job_id": "b", "command": "idle"}
     srv.close()
     assert proc.wait(timeout=10) == 0 and terminated == []
+
+
+def test_an_abort_from_another_thread_ends_the_request_in_flight_and_stops_the_server():
+    import threading
+
+    script = READY + "\nimport sys, time; sys.stdin.readline()" \
+        "\nprint('{\"v\":1,\"event\":\"started\",\"job_id\":\"j\"}'); time.sleep(600)"
+    srv, proc, terminated = server(script)
+    events = []
+    started = threading.Event()
+
+    def on_event(event):
+        events.append(event)
+        started.set()
+
+    aborter = threading.Thread(target=lambda: started.wait(30) and srv.abort("the board's lock was lost"))
+    aborter.start()
+    with pytest.raises(AgentError) as info:
+        srv.request("run", {"job_id": "j"}, on_event, timeout_s=600)
+    aborter.join(30)
+    assert info.value.error_class == "Aborted" and not info.value.retryable
+    assert "aborted: the board's lock was lost" in str(info.value)
+    assert [e["event"] for e in events] == ["started"] and terminated == [1] and proc.poll() is not None
+    assert not srv.alive
