@@ -8,16 +8,17 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from orchestrator.scheduler.lock_log import LOG_NAME, holdings, outside, overlaps, read_log
 from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
 from tests.conftest import FIXTURE_ZOO
+from tests.store_helpers import run_table
 from tests.virtual_farm.helpers import running_farm
 
 pytestmark = [pytest.mark.netns, pytest.mark.slow]
@@ -78,7 +79,7 @@ def test_sweep_of_32_jobs_on_4_boards(workspace):
     res = finish(sweep(workspace, "all", "all", repeats=2))
     assert res["rc"] == 0, res["stderr"][-4000:]
     assert res["jobs"] == 32 and res["done"] == 32
-    results = pd.read_parquet(Path(res["run_dir"]) / "results")
+    results = run_table(Path(res["run_dir"]), "results")
     assert len(results) == 32 and results.job_id.is_unique
     assert results.groupby("board").size().to_dict() == {b: 8 for b in ("hikey-a", "hikey-b", "xu3-a", "xu3-b")}
     # boards ran in parallel: every board began its share (clock probe, idle, bandwidth, jobs) before any
@@ -117,13 +118,21 @@ def test_board_whose_sshd_dies_is_quarantined_and_the_others_finish(farm, worksp
     assert res["rc"] == 1
     assert victim in res["quarantined"] and "xu3-b" in res["quarantined"][victim]
     run_dir = Path(res["run_dir"])
-    results = pd.read_parquet(run_dir / "results")
+    results = run_table(run_dir, "results")
     others = results[results.board != victim]
     assert others.groupby("board").size().to_dict() == {b: 8 for b in ("hikey-a", "hikey-b", "xu3-a")}
     recs = journal(run_dir)
     assert any(r.get("state") == "quarantined" and r.get("board") == victim for r in recs)
     failed = [r for r in recs if r.get("state") == "failed" and r.get("board") == victim]
     assert failed and all(r["error"] in ("BoardUnreachable", "AgentDied") for r in failed)
+
+
+def provisioned(ws: Path) -> None:
+    """Run alone, a test provisions the boards first, as the tests before it did (not inside its own waits)."""
+    if not (ws / "state" / "provisioned.json").exists():
+        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(FIXTURE_ZOO),
+                        "-i", str(ws / "inventory.yml"), "--state", str(ws / "state")],
+                       check=True, capture_output=True, timeout=900)
 
 
 def lease_intervals(run_dir: str) -> dict[str, tuple[float, float]]:
@@ -154,10 +163,7 @@ def test_two_concurrent_sweeps_never_share_a_board(workspace):
 
 def test_sweeps_of_two_controllers_never_share_a_board(farm, workspace):
     """Another controller (here: another --state folder, so another lease table) sees the lock on the board."""
-    if not (workspace / "state" / "provisioned.json").exists():  # run alone: provision as the tests before did
-        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(FIXTURE_ZOO),
-                        "-i", str(workspace / "inventory.yml"), "--state", str(workspace / "state")],
-                       check=True, capture_output=True, timeout=900)
+    provisioned(workspace)
     shutil.copytree(workspace / "state", workspace / "state-other", ignore=shutil.ignore_patterns("leases"),
                     dirs_exist_ok=True)  # the same provisioning facts, its own leases
     first = sweep(workspace, "mine", "all", 1, "--report", "none")
@@ -215,6 +221,7 @@ def lock_script_pids(ns: str) -> list[str]:
 
 
 def test_a_lock_lost_mid_job_aborts_the_job_and_ends_the_boards_share(farm, workspace):
+    provisioned(workspace)
     victim = "hikey-b"
     exp = workspace / "lock-lost.yaml"
     exp.write_text(LONG_ON_VICTIM.format(zoo=FIXTURE_ZOO, victim=victim))
@@ -247,7 +254,7 @@ def test_a_lock_lost_mid_job_aborts_the_job_and_ends_the_boards_share(farm, work
     assert "BoardLockLost" not in res["quarantined"].get("xu3-a", "")
     assert res["quarantined"][victim].startswith(f"{victim}: lost the lock on the board")
     run_dir = Path(res["run_dir"])
-    results = pd.read_parquet(run_dir / "results")
+    results = run_table(run_dir, "results")
     assert set(results.board) == {"xu3-a"} and len(results) == res["done"] > 0  # the other board carried on
     recs = journal(run_dir)
     started = [r for r in recs if r.get("state") == "started" and r.get("board") == victim]
@@ -261,6 +268,61 @@ def test_a_lock_lost_mid_job_aborts_the_job_and_ends_the_boards_share(farm, work
                                             "events.jsonl").read_text().splitlines()]
     assert events and not any(e.get("event") == "summary" for e in events)
     for table in ("latencies", "power"):
-        if (run_dir / table).exists():
-            assert started[0]["job_id"] not in set(pd.read_parquet(run_dir / table).job_id)
+        assert started[0]["job_id"] not in set(run_table(run_dir, table).job_id)
 
+
+
+def test_a_lease_renewal_that_fails_mid_job_aborts_the_job_and_ends_the_boards_share(workspace):
+    """In-process, with a short lease so that it is renewed every 0.2 s: the victim's lease is taken over
+    (as by a sweep that broke it as stale) while its 10 min job runs."""
+    from orchestrator.errors import StoreError
+    from orchestrator.progress import SweepProgress
+    from orchestrator.results.store import Store
+    from orchestrator.scheduler.leases import LeaseTable
+    from orchestrator.sweep import SweepRunner, prepare
+
+    provisioned(workspace)
+    victim = "hikey-a"
+    exp = workspace / "lease-lost.yaml"
+    exp.write_text(LONG_ON_VICTIM.format(zoo=FIXTURE_ZOO, victim=victim))
+    runner = SweepRunner(prepare(exp, workspace / "inventory.yml"), Store(workspace / "runs"), workspace / "state",
+                         workspace / "reports", SweepProgress(enabled=False), report="none")
+    runner.leases = LeaseTable(workspace / "state" / "leases", ttl_s=0.6)
+    lease_file = workspace / "state" / "leases" / f"{victim}.lease"
+    outcome: dict = {}
+    sweeping = threading.Thread(target=lambda: outcome.update(acc=runner.run()), daemon=True)
+    sweeping.start()
+    try:
+        deadline = time.monotonic() + 600
+        while True:
+            try:
+                run_dir = runner.store.open_run(runner.run_id).path
+                if any(r.get("state") == "started" and r.get("board") == victim for r in journal(run_dir)):
+                    break
+            except (StoreError, OSError):
+                pass  # not created yet
+            assert sweeping.is_alive() and time.monotonic() < deadline, "the victim never started a job"
+            time.sleep(0.2)
+        time.sleep(1.0)  # well inside its window
+        theirs = {**json.loads(lease_file.read_text()), "owner": "intruder", "token": "f" * 16}
+        lease_file.write_text(json.dumps(theirs))
+        sweeping.join(600)
+        assert not sweeping.is_alive()
+    finally:
+        runner.stop.set()
+        sweeping.join(60)
+        lease_file.unlink(missing_ok=True)
+    acc = outcome["acc"]
+    assert acc.quarantined[victim].startswith(f"{victim}: renewing its lease {lease_file} failed (LeaseHeld")
+    assert "intruder" in acc.quarantined[victim] and "xu3-a" not in acc.quarantined
+    recs = journal(run_dir)
+    planned = {r["job_id"] for r in recs if r.get("state") == "planned" and r.get("board") == victim}
+    failed = [r for r in recs if r.get("state") == "failed" and r.get("board") == victim]
+    started = [r for r in recs if r.get("state") == "started" and r.get("board") == victim]
+    assert len(started) == 1 and {r["job_id"] for r in failed} == planned
+    assert all(r["error"] == "LeaseRenewalFailed" for r in failed)
+    assert any(r.get("state") == "hold_lost" and r.get("board") == victim for r in recs)
+    events = [json.loads(line) for line in (run_dir / "jobs" / started[0]["job_id"] / "attempt-1" /
+                                            "events.jsonl").read_text().splitlines()]
+    assert events and not any(e.get("event") == "summary" for e in events)  # aborted, not run to its end
+    assert {r["board"] for r in recs if r.get("state") == "done"} == {"xu3-a"}  # the other board carried on
