@@ -16,8 +16,10 @@ has done its share of jobs and has a job in progress, then is injected:
                     the board's sshd, which everything the board runs shares) for --down-s
   agent_kill        the serving device agent SIGKILLed
   controller_kill   the `orchestrator sweep` process group SIGKILLed, then `orchestrator sweep --resume RUN`
-  clock_jump        the board's clocks stepped by +--clock-step-s for the processes it starts from now on,
-                    and its serving agent SIGKILLed, so the job's retry runs on the new clock
+  clock_jump        the board's serving agent SIGKILLed and its clocks stepped by +--clock-step-s for the
+                    processes it starts from then on, so the job's retry runs on the new clock (a serving
+                    agent keeps the clock it started with); judged also by whether the jobs after it were
+                    stored with the new clock offset
 
 Per fault, from the run's journal and results (the schedule only says when and where):
 injected; detected (a journal record of the victim board, or a `resumed` record for the controller,
@@ -27,7 +29,7 @@ jobs lost (planned, on the board, with neither a results row nor a final `failed
 from the injection on. Totals last. Target: 0 lost, 0 duplicated, every fault detected with a named class.
 Figures are of a virtual farm: emulated boards, simulated power.
 
-    python benchmarks/faults.py [--boards 6] [--jobs-per-board 8] [--seed 1] [--kinds power_loss,...]
+    python benchmarks/faults.py [--boards 8] [--jobs-per-board 8] [--seed 1] [--kinds power_loss,...]
         [--down-s 4] [--keep DIR]
 
 Needs root (network namespaces).
@@ -227,8 +229,9 @@ def inject(ctx: Context, fault: Fault) -> bool:
         fault.note = f"{_kill(agent_pids(farm, b))} agent"
         fault.t_restored = fault.t_injected
     elif fault.kind == "clock_jump":
-        fault.clock_ns = farm.step_clock(b, ctx.clock_step_s)
-        fault.note = f"+{ctx.clock_step_s:g} s, {_kill(agent_pids(farm, b))} agent"
+        killed = _kill(agent_pids(farm, b))  # first, while its job runs: the retry then starts a new agent,
+        fault.clock_ns = farm.step_clock(b, ctx.clock_step_s)  # over a new connection, on the new clock
+        fault.note = f"+{ctx.clock_step_s:g} s, {killed} agent"
         fault.t_restored = time.time()
     else:
         raise ValueError(fault.kind)
@@ -249,19 +252,28 @@ def _journal(run_dir: Path) -> list[dict]:
     return out
 
 
+def _settled(fault: Fault, records: list[dict]) -> bool:
+    """The board fault is undone and its board has journalled a job's end or retry since, or its share
+    has ended (quarantined) since the fault struck."""
+    mine = [r for r in records if r.get("board") == fault.board]
+    return fault.t_restored is not None and (
+        any(r["t_wall"] > fault.t_restored and r.get("state") in ("done", "failed", "retry") for r in mine)
+        or any(r["t_wall"] > fault.t_injected and r.get("state") == "quarantined" for r in mine))
+
+
 def _due(fault: Fault, records: list[dict], faults: list[Fault]) -> bool:
     """The fault may strike now.
 
-    The controller: its mark of done jobs is reached and no board fault is under way (injected, not yet
-    undone). A board: the controller is not down (a kill's resume has begun), the board's earlier faults
+    The controller: its mark of done jobs is reached and every board fault so far is undone and its board
+    has journalled a job's end (or retry) since, so that the kill masks no other fault's effect. A board: the controller is not down (a kill's resume has begun), the board's earlier faults
     (in schedule order) are over and it has done a job since, its own mark of done jobs is reached, and a
     job of it is in progress."""
     if any(f.kind == "controller_kill" and f.t_injected is not None
            and not any(r.get("state") == "resumed" and r["t_wall"] >= f.t_injected for r in records)
            for f in faults):
         return False
-    if fault.board is None:
-        if any(f.t_injected is not None and f.t_restored is None for f in faults):
+    if fault.board is None:  # not before every board fault so far is over and its board has moved on since
+        if any(f.t_injected is not None and not _settled(f, records) for f in faults if f.board is not None):
             return False
         return sum(r.get("state") == "done" for r in records) >= fault.after_done
     earlier = [f for f in faults[:faults.index(fault)] if f.board == fault.board]
@@ -271,14 +283,22 @@ def _due(fault: Fault, records: list[dict], faults: list[Fault]) -> bool:
                 default=0.0)
     mine = [r for r in records if r.get("board") == fault.board and r.get("job_id") and r["t_wall"] > since]
     done = sum(r.get("state") == "done" for r in records if r.get("board") == fault.board)
-    if done < fault.after_done or (earlier and not any(r.get("state") == "done" for r in mine)):
+    begun = {r["job_id"] for r in mine if r.get("state") == "started"}  # started after the earlier fault
+    if done < fault.after_done or (earlier and not any(r.get("state") == "done" and r["job_id"] in begun
+                                                       for r in mine)):
         return False
     return bool(mine) and mine[-1].get("state") == "started"
 
 
+def _sweep_like(args: list[str], log: Path) -> subprocess.Popen:
+    """``orchestrator ARGS`` in a process group of its own (so a kill takes what it started too)."""
+    with open(log, "a") as out:
+        return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=REPO, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
 def _sweep(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", *args], cwd=REPO,
-                            stdout=open(log, "a"), stderr=subprocess.STDOUT, start_new_session=True)
+    return _sweep_like(["sweep", *args], log)
 
 
 def run_schedule(work: Path, n_boards: int, kinds: list[str], jobs_per_board: int, seed: int, *,
@@ -293,6 +313,7 @@ def run_schedule(work: Path, n_boards: int, kinds: list[str], jobs_per_board: in
     farm = VirtualFarm(state, specs, max_lifetime_s=timeout_s + 600)
     smus: dict[str, VirtualB2900] = {}
     proc: subprocess.Popen | None = None
+    prov: subprocess.Popen | None = None
     try:
         farm.up()
         farm.wait_ready(30)
@@ -306,8 +327,17 @@ def run_schedule(work: Path, n_boards: int, kinds: list[str], jobs_per_board: in
         exp.write_text(EXPERIMENTS.format(zoo=zoo, window=window_s, repeats=max(1, jobs_per_board // 2)))
         common = ["-i", str(inv), "--store", str(work / "runs"), "--reports", str(work / "reports"),
                   "--state", str(work / "state"), "--quiet", "--report", "none"]
-        subprocess.run([sys.executable, "-m", "orchestrator", "provision", "--zoo", str(zoo), "-i", str(inv),
-                        "--state", str(work / "state")], check=True, capture_output=True, cwd=REPO, timeout=600)
+        # provisioned first, so that the faults strike the sweep itself (bounded: the whole group is killed)
+        prov = _sweep_like(["provision", "--zoo", str(zoo), "-i", str(inv), "--state", str(work / "state")],
+                           work / "provision.log")
+        try:
+            prov.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(prov.pid, signal.SIGKILL)
+            prov.wait(30)
+            raise TimeoutError(f"provisioning took over {timeout_s:g} s (log: {work / 'provision.log'})") from None
+        if prov.returncode != 0:
+            raise SystemExit(f"provisioning failed (exit {prov.returncode}): see {work / 'provision.log'}")
         ctx = Context(farm, smus, down_s, clock_step_s)
         sweep_log = work / "sweep.log"
         t0 = time.monotonic()
@@ -353,10 +383,11 @@ def run_schedule(work: Path, n_boards: int, kinds: list[str], jobs_per_board: in
         return {"faults": faults, "run_dir": run_dir, "rc": proc.returncode, "wall_s": time.monotonic() - t0,
                 "log": sweep_log}
     finally:
-        if proc is not None and proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+        for child in (prov, proc):
+            if child is not None and child.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.pid, signal.SIGKILL)
+                child.wait(30)
         for m in smus.values():
             m.stop()
         try:
@@ -463,15 +494,17 @@ def judge(faults: list[Fault], run_dir: Path) -> list[dict]:
 
 
 def clock_followed(fault: Fault, records: list[dict], results) -> str:
-    """Whether the board's jobs started after the jump were stored with the board's new clock offset
-    (within 1 ms), so their windows sit right against the meter's samples."""
+    """Whether the board's jobs started after the jump were stored with the board's new clock offset (the
+    farm's truth within each row's own clock uncertainty), so their windows sit right against the power
+    samples."""
     after = {r["job_id"] for r in records if r.get("board") == fault.board and r.get("state") == "started"
              and r["t_wall"] > fault.t_injected}
-    offsets = results[results.job_id.isin(after)].clock_offset_ns if len(results) else []
-    if not len(offsets):
+    rows = results[results.job_id.isin(after)] if len(results) else results
+    if not len(rows):
         return "clock not seen (no job after it)"
-    wrong = sum(abs(int(o) - fault.clock_ns) > 1_000_000 for o in offsets)
-    return f"clock followed ({len(offsets)} jobs)" if not wrong else f"clock NOT followed ({wrong} jobs)"
+    wrong = sum(abs(int(o) - fault.clock_ns) > int(u) + 1000
+                for o, u in zip(rows.clock_offset_ns, rows.clock_uncertainty_ns))
+    return f"clock followed ({len(rows)} jobs)" if not wrong else f"clock NOT followed ({wrong} jobs)"
 
 
 def classified(row: dict) -> bool:
@@ -502,7 +535,7 @@ def format_table(rows: list[dict]) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--boards", type=int, default=6)
+    ap.add_argument("--boards", type=int, default=8)
     ap.add_argument("--jobs-per-board", type=int, default=8)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kinds", default=",".join(KINDS), help=f"comma-separated, of {', '.join(KINDS)}")
