@@ -303,9 +303,11 @@ def _sweep(args: list[str], log: Path) -> subprocess.Popen:
 
 def run_schedule(work: Path, n_boards: int, kinds: list[str], jobs_per_board: int, seed: int, *,
                  window_s: float = 1.0, down_s: float = 4.0, clock_step_s: float = 30.0, timeout_s: float = 900.0,
-                 simulated: bool = True, zoo: Path = REPO / "tests" / "fixtures" / "models", log=print) -> dict:
+                 simulated: bool = True, provision_timeout_s: float = 1800.0,
+                 zoo: Path = REPO / "tests" / "fixtures" / "models", log=print) -> dict:
     """Run the faulted sweep on a fresh farm (always torn down); returns ``{"faults", "run_dir", "rc",
-    "wall_s"}``."""
+    "wall_s", "log"}``. ``timeout_s`` bounds the sweep (its resume included), ``provision_timeout_s`` the
+    provisioning before it (a venv and the runtime per board: minutes on a loaded machine)."""
     work.mkdir(parents=True, exist_ok=True)
     specs = board_specs(n_boards, simulated)
     faults = plan_schedule(kinds, specs, jobs_per_board, seed)
@@ -331,11 +333,11 @@ def run_schedule(work: Path, n_boards: int, kinds: list[str], jobs_per_board: in
         prov = _sweep_like(["provision", "--zoo", str(zoo), "-i", str(inv), "--state", str(work / "state")],
                            work / "provision.log")
         try:
-            prov.wait(timeout_s)
+            prov.wait(provision_timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(prov.pid, signal.SIGKILL)
             prov.wait(30)
-            raise TimeoutError(f"provisioning took over {timeout_s:g} s (log: {work / 'provision.log'})") from None
+            raise TimeoutError(f"provisioning took over {provision_timeout_s:g} s (log: {work / 'provision.log'})") from None
         if prov.returncode != 0:
             raise SystemExit(f"provisioning failed (exit {prov.returncode}): see {work / 'provision.log'}")
         ctx = Context(farm, smus, down_s, clock_step_s)
