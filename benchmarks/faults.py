@@ -447,9 +447,14 @@ def judge(faults: list[Fault], run_dir: Path) -> list[dict]:
             seen = [r for r in records if r.get("state") == "resumed" and r.get("t_wall", 0) >= fault.t_injected]
             row["detected"] = bool(seen)
             # the resume names what it found: jobs without a result (re-run) and the parts of dead attempts
-            discarded = [r for r in records if r.get("state") == "discarded" and seen]
+            # the parts of cut-short jobs the resume removed: the `discarded` records (which have no time) it
+            # journals right before its own
+            discarded, i = 0, records.index(seen[0]) - 1 if seen else -1
+            while i >= 0 and records[i].get("state") == "discarded":
+                discarded, i = discarded + 1, i - 1
             row["classified"] = (f"resumed: {seen[0]['pending']} pending, {seen[0]['done']} done"
-                                 + (f", {len(discarded)} partial jobs discarded" if discarded else "")) if seen else ""
+                                 + (f", {discarded} partial job{'s' if discarded > 1 else ''} discarded"
+                                    if discarded else "")) if seen else ""
             jobs = set(out["planned"])
             # the jobs the kill cut short (started, not done): the resume must measure each once more
             cut = {r["job_id"] for r in records if r.get("state") == "started" and r["t_wall"] < fault.t_injected}
