@@ -132,7 +132,7 @@ def test_a_clock_step_between_jobs_is_followed(tmp_path):
         out, err = proc.communicate(timeout=900)
         killer.join()
         assert proc.returncode == 0, err[-5000:] + out[-2000:]
-        run_dir = next(journal.iterdir())
+        run_dir = next(journal.glob("*/run.json")).parent  # runs/ also holds the store's dataset folders
         results = run_table(run_dir, "results")
         records = [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
         assert any(r.get("state") == "retry" and r.get("error") == "AgentDied" for r in records)
