@@ -54,6 +54,7 @@ from orchestrator.progress import SweepProgress
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.results.schema import SCHEMA_VERSION
 from orchestrator.results.store import RunDir
+from orchestrator.scheduler.leases import HoldLost
 from orchestrator.scheduler.retry import RetryPolicy, error_class, is_board_failure, is_retryable
 from orchestrator.transport.agent import AgentOutcome, Transport
 from orchestrator.transport.clock import JobClock
@@ -227,11 +228,11 @@ class BoardRunner:
         retry: RetryPolicy = RetryPolicy(),
         idle_s: float = 0.0,
         membw_mb: float = 0.0,
-        lock_lost: threading.Event | None = None,
+        lock_lost: HoldLost | None = None,
         idle_settle_s: float = 0.0,
         cache: MeasurementCache | None = None,
     ):
-        self.lock_lost = lock_lost or threading.Event()
+        self.lock_lost = lock_lost if lock_lost is not None else HoldLost()
         self.cache = cache  # idle power and bandwidth measured by earlier sweeps (None: measure every run)
         self._idle_reused: set[str] = set()  # sources whose start idle an earlier run measured
         self.idle_s = idle_s
@@ -272,11 +273,8 @@ class BoardRunner:
                     reused = self.cache.summary() if self.cache is not None else None
                     if reused:
                         self.progress.note(reused)
-                    watching = threading.Event()  # set: the jobs are over, the watcher ends
-                    watcher = threading.Thread(target=self._watch_hold, args=(transport, watching),
-                                               name=f"hold-{self.board.name}", daemon=True)
-                    watcher.start()
-                    try:
+                    # a hold lost mid-job: the job in flight is aborted at once (its request raises)
+                    with self.lock_lost.watch(lambda error: transport.abort(str(error))):
                         while pending and not self.stop.is_set():
                             self._cooldown = self._cool_down(transport)
                             if self.stop.is_set():
@@ -284,9 +282,6 @@ class BoardRunner:
                             self._check_hold()  # another sweep may take the board: measure no more
                             self._run_with_retries(pending[0], transport, meter, acc)
                             pending.pop(0)
-                    finally:
-                        watching.set()
-                        watcher.join()  # an abort in progress ends before the transport is closed
                     if not self.stop.is_set() and not self.lock_lost.is_set():
                         self._measure_idle(meter, transport, "end")
             finally:
@@ -308,18 +303,8 @@ class BoardRunner:
             return Cooldown(0.0, {z: last[z] for z in thermal.zones})
         return cool_down(self.board, transport, self.stop, self.progress.note, self.run.journal)
 
-    def _watch_hold(self, transport: Transport, over: threading.Event) -> None:
-        """Until ``over``: once the board's hold is lost, abort the job in flight (its request raises at once)."""
-        while not over.is_set():
-            if self.lock_lost.wait(0.5):
-                abort = getattr(transport, "abort", None)
-                if abort is not None:
-                    abort(str(self._hold_error()))
-                return
-
     def _hold_error(self) -> SocfarmError:
-        error = getattr(self.lock_lost, "error", None)  # a HoldLost says why
-        return error if error is not None else BoardLockLost(
+        return self.lock_lost.error or BoardLockLost(
             f"{self.board.name}: lost the lock on the board; another sweep may take the board, so its share of "
             "this sweep ends")
 

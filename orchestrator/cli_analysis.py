@@ -103,6 +103,10 @@ def report(
     baseline: Optional[str] = typer.Option(None, "--baseline", help="Run id to compare throughput against."),
     soc_order: Optional[str] = SOC_ORDER,
     power_cap_w: Optional[float] = POWER_CAP,
+    compact: bool = typer.Option(False, "--compact",
+                                 help="First move the run's finished jobs into the store's dataset (what "
+                                      "`orchestrator compact RUN` does; a sweep's background report does it). "
+                                      "Never on a run that a sweep is writing."),
 ) -> None:
     """Regenerate reports/<RUN>/{index.html, results.csv, summary.md} from the store alone."""
     from orchestrator.report.html import write_report
@@ -110,6 +114,8 @@ def report(
 
     st = Store(store)
     run = st.open_run(run_id)
+    if compact:
+        run.try_compact()  # a failure is journalled; the report reads the parts where they are
     base = st.open_run(baseline) if baseline else None
     index = write_report(run, reports / run.run_id, baseline=base, soc_order=_soc_order(soc_order),
                          power_cap_w=power_cap_w)

@@ -20,7 +20,7 @@ from orchestrator.board_runner import BoardRunner, SweepOutcome
 from orchestrator.config.experiment import ExperimentsFile
 from orchestrator.config.inventory import Board, Lab
 from orchestrator.config.load import load_experiments, load_inventory
-from orchestrator.errors import ConfigError, SocfarmError, StoreError, ZooError
+from orchestrator.errors import ConfigError, SocfarmError, ZooError
 from orchestrator.jobs import Job
 from orchestrator.planner import plan
 from orchestrator.progress import SweepProgress
@@ -221,14 +221,15 @@ class SweepRunner:
 
     def _run_boards(
         self, run: RunDir, by_board: dict[str, list[Job]], facts: dict[str, BoardFacts], acc: SweepOutcome,
-        lock_lost: dict[str, threading.Event],
+        lock_lost: dict[str, HoldLost],
     ) -> None:
         """Every board in its own thread, its jobs one at a time; Ctrl-C lets running jobs end."""
         pool = ThreadPoolExecutor(max_workers=max(1, len(by_board)), thread_name_prefix="board")
 
         def share(runner: BoardRunner, jobs: list[Job]) -> None:
             runner.run_jobs(jobs, acc)
-            self._compact(run, [j.job_id for j in jobs])  # the board's finished jobs: one file per table
+            if not self._compaction_deferred():
+                run.try_compact([j.job_id for j in jobs])  # the board's finished jobs: one file per table
 
         futures = [
             pool.submit(share, BoardRunner(run, self._board(b), facts[b], self.git_rev, self.progress, self.stop,
@@ -247,15 +248,12 @@ class SweepRunner:
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
 
-    @staticmethod
-    def _compact(run: RunDir, job_ids: list[str] | None = None) -> None:
-        """Move finished jobs' parts into the store's dataset (``RunDir.compact``). A failure is journalled and
-        never fails the sweep: the parts stay where they are, readable, for the next compaction."""
-        try:
-            run.compact(job_ids)
-        except (StoreError, OSError) as exc:
-            run.journal({"state": "compact_failed", "error": type(exc).__name__, "message": str(exc),
-                         "t_wall": time.time()})
+    def _compaction_deferred(self) -> bool:
+        """With a report written in the background, that process moves the run's parts into the store's
+        dataset (``orchestrator report --compact``) before it reads them: the sweep's result is not kept
+        waiting for it. Until then the parts are read where they are; a writer that dies leaves them for the
+        next compaction (``--resume``, ``orchestrator compact``)."""
+        return self.report_mode == "background"
 
     def _cache(self, board: str, facts: BoardFacts) -> MeasurementCache:
         """The board's idle power and bandwidth as earlier sweeps of this --state measured them."""
@@ -337,7 +335,7 @@ class SweepRunner:
         run = resume if resume is not None else self._create_run()
         acc = SweepOutcome(run=run)
         if resume is not None:
-            self._compact(run)  # what the interrupted run finished, and a compaction it left halfway
+            run.try_compact()  # what the interrupted run finished, and a compaction it left halfway
         done = run.done_job_ids()
         jobs = [j for j in self.plan.jobs if j.job_id not in done]
         if resume is not None:
@@ -377,7 +375,8 @@ class SweepRunner:
                                  "message": str(exc), "t_wall": time.time()})
                     continue
                 run.journal({"board": board, "state": "released", "t_wall": time.time()})
-        self._compact(run)  # what a board's own compaction left (it failed), and the idle and membw parts
+        if not (self._compaction_deferred() and run.done_job_ids()):  # else the report's process does it
+            run.try_compact()  # what a board's own compaction left (it failed), and the idle and membw parts
         run.update_meta(status="finished", finished_wall=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                         done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
                         quarantined=acc.quarantined)

@@ -1,9 +1,10 @@
 """A run's report written by a process of its own, after the sweep has printed its result.
 
 ``orchestrator sweep`` (``--report background``, the default) starts
-``orchestrator report RUN`` detached from the terminal and exits: the shell
-prompt comes back while the report's analysis, figures and tables (a second or
-two for a small run) are made. The process logs into the run's folder
+``orchestrator report RUN --compact`` detached from the terminal and exits: the
+shell prompt comes back while the run's parts move into the store's dataset
+and the report's analysis, figures and tables (a second or two for a small run)
+are made. The process logs into the run's folder
 (``report.log``); a marker in the controller's state folder
 (``<state>/reports-pending/<run>.json``) names its process. The writer is
 pending for as long as that process runs: it has ended, its log complete,
@@ -50,8 +51,9 @@ def start_report(run_id: str, run_dir: Path, store_root: Path, reports_dir: Path
     marker = pending_dir(state_dir) / f"{run_id}.json"
     marker.parent.mkdir(parents=True, exist_ok=True)
     log = Path(run_dir) / LOG_NAME
-    cmd = [sys.executable, "-m", "orchestrator", "report", run_id, "--store", str(Path(store_root).resolve()),
-           "--reports", str(Path(reports_dir).resolve())]
+    # --compact: the run's parts move into the store's dataset first (the sweep left that to this process)
+    cmd = [sys.executable, "-m", "orchestrator", "report", run_id, "--compact", "--store",
+           str(Path(store_root).resolve()), "--reports", str(Path(reports_dir).resolve())]
     if power_cap_w is not None:
         cmd += ["--power-cap-w", repr(float(power_cap_w))]
     with open(log, "ab") as log_file:

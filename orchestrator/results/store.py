@@ -411,6 +411,16 @@ class RunDir:
                               "t_wall": time.time()})
             return out
 
+    def try_compact(self, job_ids: Iterable[str] | None = None) -> Compaction | None:
+        """``compact``, for those that must not fail for it (a sweep, a report): a failure is journalled as
+        ``compact_failed`` and the parts stay where they are, readable, for the next compaction."""
+        try:
+            return self.compact(job_ids)
+        except (StoreError, OSError) as exc:
+            self.journal({"state": "compact_failed", "error": type(exc).__name__, "message": str(exc),
+                          "t_wall": time.time()})
+            return None
+
     def _write_pass(self, board: str, parts: dict[str, list[tuple[str, Path, pa.Table | None]]]) -> Path:
         names = {t: sorted(name for name, _, _ in parts[t]) for t in COMPACTED}
         digest = hashlib.sha256(json.dumps(names, sort_keys=True).encode()).hexdigest()[:20]

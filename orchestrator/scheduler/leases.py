@@ -14,10 +14,13 @@ import json
 import os
 import secrets
 import socket
+import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 from orchestrator.errors import LeaseRenewalFailed, SocfarmError, TransientError
 
@@ -28,18 +31,46 @@ class LeaseHeld(TransientError):
 
 class HoldLost(threading.Event):
     """Set once a board's hold (its lease here, or its lock on the board) can no longer be kept; ``error`` says
-    why (the first loss wins). The board's runner ends its share on it, also mid-job."""
+    why (the first loss wins). The board's runner ends its share on it, also mid-job: it ``watch``es the hold,
+    and the thread that finds the hold lost calls it back at once (no thread of its own polls for it)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.error: SocfarmError | None = None
         self._lock = threading.Lock()
+        self._on_lost: list[Callable[[SocfarmError], None]] = []
 
     def lose(self, error: SocfarmError) -> None:
         with self._lock:
-            if self.error is None:
-                self.error = error
-        self.set()
+            if self.error is not None:
+                return  # told already
+            self.error = error
+            self.set()
+            for on_lost in list(self._on_lost):
+                _call_quietly(on_lost, error)
+
+    @contextmanager
+    def watch(self, on_lost: Callable[[SocfarmError], None]) -> Iterator[None]:
+        """While inside, ``on_lost(error)`` is called once the hold is lost (at once when it already is), from
+        the thread that lost it; leaving waits for a call in progress to end (an abort of the job in flight
+        ends before its transport is closed)."""
+        with self._lock:
+            self._on_lost.append(on_lost)
+            if self.error is not None:
+                _call_quietly(on_lost, self.error)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._on_lost.remove(on_lost)
+
+
+def _call_quietly(on_lost: Callable[[SocfarmError], None], error: SocfarmError) -> None:
+    """A failing callback must not end the renewal or heartbeat thread that found the hold lost."""
+    try:
+        on_lost(error)
+    except Exception as exc:  # noqa: BLE001 - said on stderr; the hold's error still ends the board's share
+        print(f"socfarm: after losing a board's hold ({error}): {type(exc).__name__}: {exc}", file=sys.stderr)
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,10 @@ from orchestrator.provision.runner import BoardFacts
 from orchestrator.transport.agent import AgentOutcome, EventCallback
 from orchestrator.transport.clock import SAME_CLOCK, ClockOffset
 from orchestrator.transport.process import close_and_wait
-from orchestrator.transport.served import AgentServer, ServerStreams
+from orchestrator.transport.served import AgentServer, ServedTransport, ServerStreams
 
 
-class LocalTransport:
+class LocalTransport(ServedTransport):
     def __init__(self, facts: BoardFacts, prestart: bool = False):
         """``prestart``: start the agent's process now, without waiting for it, so that its start (Python, its
         imports and the TFLite runtime's, about 0.15 s) overlaps the controller's own set-up of the board (the
@@ -41,12 +41,6 @@ class LocalTransport:
         if proc.returncode != 0:
             raise AgentError(f"{self.facts.board}: {command!r} exited {proc.returncode}: {proc.stderr.strip()}")
         return proc.stdout
-
-    def abort(self, reason: str) -> None:
-        """From another thread: stop the job in flight now; its ``run_agent`` raises ``reason``."""
-        server = self._server
-        if server is not None:
-            server.abort(reason)
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:

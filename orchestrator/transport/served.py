@@ -173,3 +173,15 @@ class AgentServer:
                 self._stderr.append(raw.decode("utf-8", errors="replace"))
         except (OSError, ValueError, EOFError):
             pass
+
+
+class ServedTransport:
+    """What a transport whose jobs go to an agent server (``_server``, started by its first request) shares."""
+
+    _server: AgentServer | None = None
+
+    def abort(self, reason: str) -> None:
+        """From another thread: stop the job in flight now; its ``run_agent`` raises ``reason``."""
+        server = self._server
+        if server is not None:
+            server.abort(reason)

@@ -21,7 +21,7 @@ from orchestrator.errors import AgentError, SocfarmError
 from orchestrator.errors import BoardUnreachable, HostKeyError, SshAuthError  # noqa: F401 - here for callers
 from orchestrator.transport.agent import AgentOutcome, EventCallback, agent_command
 from orchestrator.transport.clock import ClockOffset, estimate_offset
-from orchestrator.transport.served import AgentServer, ServerStreams
+from orchestrator.transport.served import AgentServer, ServedTransport, ServerStreams
 
 
 def classify(board: Board, exc: BaseException, doing: str) -> SocfarmError:
@@ -70,7 +70,7 @@ def connect(board: Board) -> Connection:
     return conn
 
 
-class SshTransport:
+class SshTransport(ServedTransport):
     def __init__(self, board: Board, python: str, agent_dir: str):
         self.board = board
         self.python = python
@@ -125,12 +125,6 @@ class SshTransport:
         if self._server is None or not self._server.alive:
             self._server = self._start_server()
         return self._server
-
-    def abort(self, reason: str) -> None:
-        """From another thread: stop the job in flight now; its ``run_agent`` raises ``reason``."""
-        server = self._server
-        if server is not None:
-            server.abort(reason)
 
     def run_agent(self, spec: dict[str, Any], on_event: EventCallback | None, timeout_s: float,
                   command: str = "run") -> AgentOutcome:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from orchestrator.report.background import pending, start_report, wait_for_pending
@@ -32,6 +33,12 @@ def test_the_result_comes_first_then_the_report(tmp_path, farm):  # noqa: F811
     assert "mean power is at most 2.50 W" in (index.parent / "summary.md").read_text()  # the sweep's options reach it
     assert f"report: {index}" in (run_dir / "report.log").read_text()
     assert list((tmp_path / "state" / "reports-pending").iterdir()) == []  # its marker went with its process
+    # the sweep left the store's compaction to that process: its result was not kept waiting for it
+    states = [r["state"] for r in map(json.loads, (run_dir / "journal.jsonl").read_text().splitlines())]
+    assert "compacted" in states and states.index("report_started") < states.index("compacted")
+    assert not list(run_dir.glob("results/*.parquet")) and not list(run_dir.glob("latencies/*.parquet"))
+    dataset = tmp_path / "runs" / "results" / f"run_id={run_dir.name}"
+    assert len(pd.read_parquet(dataset)) == 4
 
 
 def test_the_terminal_says_where_the_report_will_be(tmp_path, farm):  # noqa: F811

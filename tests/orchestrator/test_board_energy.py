@@ -83,6 +83,9 @@ class FakeBoard:
     def close(self) -> None:
         pass
 
+    def abort(self, reason: str) -> None:
+        raise AssertionError(f"no board's hold is lost in these tests: {reason}")
+
 
 def _sweep(monkeypatch, tmp_path: Path, board_link: FakeBoard, meter_resource: str, jobs: int = 2,
            idle_s: float = 0.0):

@@ -185,6 +185,9 @@ class HotBoard(FakeLink):
     def close(self) -> None:
         pass
 
+    def abort(self, reason: str) -> None:
+        raise AssertionError(f"no board's hold is lost in these tests: {reason}")
+
 
 def test_a_board_that_does_not_cool_down_fails_its_jobs_with_a_named_error(monkeypatch, tmp_path):
     sysfs = tmp_path / "sys"

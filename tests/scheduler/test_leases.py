@@ -6,12 +6,13 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
 
-from orchestrator.errors import LeaseRenewalFailed
-from orchestrator.scheduler.leases import LeaseHeld, LeaseKeeper, LeaseTable
+from orchestrator.errors import BoardLockLost, LeaseRenewalFailed
+from orchestrator.scheduler.leases import HoldLost, LeaseHeld, LeaseKeeper, LeaseTable
 
 
 def test_exclusive_until_released(tmp_path):
@@ -90,3 +91,65 @@ def test_a_renewal_that_fails_on_the_state_folder_ends_the_hold_with_a_named_err
     assert isinstance(keeper.lost.error, LeaseRenewalFailed)
     assert "FileNotFoundError" in str(keeper.lost.error) and "b.lease" in str(keeper.lost.error)
     keeper.close()  # already reported: closing does not raise the same failure again
+
+
+def test_a_lost_hold_calls_its_watcher_back_from_the_losing_thread_once(tmp_path):
+    table = LeaseTable(tmp_path, ttl_s=0.3)
+    keeper = LeaseKeeper(table, "b", "run-a")
+    calls: list[tuple[str, str]] = []
+    with keeper.lost.watch(lambda error: calls.append((threading.current_thread().name, str(error)))):
+        (tmp_path / "b.lease").unlink()  # the renewal finds it gone
+        assert keeper.lost.wait(10)
+        keeper.lost.lose(BoardLockLost("b: a second loss"))  # the first one wins; no second call
+    assert len(calls) == 1 and calls[0][0] != threading.current_thread().name
+    assert "b.lease" in calls[0][1] and str(keeper.lost.error) == calls[0][1]
+    keeper.close()
+
+
+def test_a_hold_lost_before_it_is_watched_calls_back_at_once_and_not_after_leaving():
+    lost = HoldLost()
+    lost.lose(BoardLockLost("b: gone"))
+    calls: list[str] = []
+    with lost.watch(calls.append):
+        assert [str(c) for c in calls] == ["b: gone"]
+    later = HoldLost()
+    with later.watch(calls.append):
+        pass
+    later.lose(BoardLockLost("b: after"))  # nobody watches any more
+    assert len(calls) == 1
+
+
+def test_leaving_the_watch_waits_for_a_call_back_in_progress():
+    lost, entered, leave_done = HoldLost(), threading.Event(), threading.Event()
+    order: list[str] = []
+
+    def slow_abort(error):
+        entered.set()
+        time.sleep(0.3)  # an agent server being stopped
+        order.append("abort ended")
+
+    def watcher():
+        with lost.watch(slow_abort):
+            entered.wait(10)
+        order.append("left")
+        leave_done.set()
+
+    thread = threading.Thread(target=watcher)
+    thread.start()
+    time.sleep(0.05)
+    lost.lose(BoardLockLost("b: gone"))
+    assert leave_done.wait(10)
+    thread.join()
+    assert order == ["abort ended", "left"]
+
+
+def test_a_failing_call_back_does_not_end_the_losing_thread(capsys):
+    lost = HoldLost()
+
+    def broken(error):
+        raise RuntimeError("transport already closed")
+
+    with lost.watch(broken):
+        lost.lose(BoardLockLost("b: gone"))
+    assert lost.is_set() and str(lost.error) == "b: gone"
+    assert "RuntimeError: transport already closed" in capsys.readouterr().err
