@@ -86,18 +86,44 @@ def test_playbooks_pass_ansible_lint_production():
 @pytest.mark.slow
 def test_runtime_is_installed_from_a_wheelhouse_when_the_board_python_lacks_it(tmp_path):
     """/usr/bin/python3 has no numpy/LiteRT: the role downloads wheels on the controller and installs offline."""
+    def bare(work_dir: Path) -> str:
+        return INVENTORY.format(work_dir=work_dir).replace("{{{{ ansible_playbook_python }}}}".format(),
+                                                           "/usr/bin/python3")
+
     inv = tmp_path / "inv.yml"
-    inv.write_text(INVENTORY.format(work_dir=tmp_path / "board").replace(
-        "{{{{ ansible_playbook_python }}}}".format(), "/usr/bin/python3"))
+    inv.write_text(bare(tmp_path / "board"))
     xv = {**models_vars(), "socfarm_controller_cache": str(tmp_path / "cache")}
-    result = provision(inv, tmp_path / "state", extravars=xv)
+    first_events: list[dict] = []
+    result = provision(inv, tmp_path / "state", extravars=xv, on_event=first_events.append)
     assert result.status == "successful", result.failed
     facts = result.facts["localhost"]
     assert facts.python == str(tmp_path / "board" / "venv" / "bin" / "python")
     assert facts.runtime_module == "ai_edge_litert"
     assert any((tmp_path / "board" / "wheelhouse").glob("ai_edge_litert-*.whl"))
-    again = provision(inv, tmp_path / "state", extravars=xv)
+    # again, and a second board of the same kind: that one finds the wheels in the controller's download
+    # folder (the index once per kind of board, not once per board)
+    two = tmp_path / "two.yml"
+    board2 = bare(tmp_path / "board2").split("hosts:\n", 1)[1].replace("localhost:", "board2:")
+    two.write_text(inv.read_text() + board2)
+    again_events: list[dict] = []
+    again = provision(two, tmp_path / "state", extravars=xv, on_event=again_events.append)
+    assert again.status == "successful", again.failed
     assert again.changed.get("localhost", 0) == 0
+    assert again.facts["board2"].runtime_module == "ai_edge_litert"
+    first, second = task_outcomes(first_events, "localhost"), task_outcomes(again_events, "board2")
+    assert first[DOWNLOAD_ONLINE] == "runner_on_ok", first
+    assert second[DOWNLOAD_OFFLINE] == "runner_on_ok" and second[DOWNLOAD_ONLINE] == "runner_on_skipped", second
+
+
+DOWNLOAD_OFFLINE = "Find the wheels the table chose in the controller's download folder"
+DOWNLOAD_ONLINE = "Download on the controller the wheels the table chose"
+
+
+def task_outcomes(events: list[dict], host: str) -> dict[str, str]:
+    """Task name -> the runner event that ended it on ``host``."""
+    return {e["event_data"].get("task"): e["event"] for e in events
+            if e.get("event") in ("runner_on_ok", "runner_on_skipped", "runner_on_failed")
+            and e["event_data"].get("host") == host}
 
 
 def test_provision_leaves_a_board_another_sweep_holds(tmp_path, local_inventory):
