@@ -28,6 +28,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator.results.store import RunDir  # noqa: E402
 from orchestrator.scheduler.lock_log import LOG_NAME, holdings, outside, overlaps, read_log  # noqa: E402
 from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
 from orchestrator.virtual.inventory import write_inventory  # noqa: E402
@@ -46,10 +47,6 @@ experiments:
     components: [all]
     repeats: {repeats}
 """
-
-
-def journal(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
 
 
 def main() -> int:
@@ -96,7 +93,7 @@ def main() -> int:
             problems += [f"{spec.name}: still held by {h.owner}" for h in still]
             counts = []
             for side, res in outs.items():
-                times = [r["t_wall"] for r in journal(Path(res["run_dir"])) if r.get("board") == spec.name
+                times = [r["t_wall"] for r in RunDir(Path(res["run_dir"])).journal_records() if r.get("board") == spec.name
                          and r.get("state") in ("started", "done")]
                 counts.append(len(times) // 2)
                 problems += [f"{spec.name}: run {side} acted at {t:.6f} without holding the board"
@@ -105,7 +102,7 @@ def main() -> int:
             order = " ".join(side_of.get(h.owner, "other") for h in held)  # other: provisioning, earlier runs
             print(f"{spec.name:<6} {len(held):>8} {counts[0]:>6} {counts[1]:>6}  {order}")
         for side, res in outs.items():
-            given_back = sum(r.get("state") == "given_back" for r in journal(Path(res["run_dir"])))
+            given_back = sum(r.get("state") == "given_back" for r in RunDir(Path(res["run_dir"])).journal_records())
             print(f"run {side}: {res['run_id']} rc {res['rc']}, {res['done']}/{res['jobs']} jobs done, "
                   f"quarantined {sorted(res['quarantined']) or 'none'}, boards given back while waiting {given_back}")
             if res["rc"] != 0 or res["done"] != res["jobs"]:

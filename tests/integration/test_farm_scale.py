@@ -11,9 +11,11 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
+from orchestrator.results.store import RunDir
 from orchestrator.scheduler.lock_log import LOG_NAME, holdings, outside, overlaps, read_log
 from orchestrator.virtual.farm import BoardSpec
 from orchestrator.virtual.inventory import write_inventory
@@ -72,7 +74,36 @@ def finish(proc: subprocess.Popen, timeout_s: float = 900) -> dict:
 
 
 def journal(run_dir: Path) -> list[dict]:
-    return [json.loads(line) for line in (run_dir / "journal.jsonl").read_text().splitlines()]
+    return RunDir(run_dir).journal_records()  # a sweep may be writing its last line
+
+
+def new_run(workspace: Path, before: set[Path]) -> Callable[[], Path | None]:
+    """The folder of the run a sweep started after ``before`` was listed, once it has a journal."""
+    def find() -> Path | None:
+        runs = (workspace / "runs").iterdir() if (workspace / "runs").exists() else []
+        new = [r for r in runs if r not in before and (r / "journal.jsonl").exists()]
+        return new[0] if new else None
+    return find
+
+
+def await_board_state(run_dir: Callable[[], Path | None], board: str, state: str,
+                      running: Callable[[], None]) -> Path:
+    """Poll (at most 600 s) until the journal of the run ``run_dir()`` names (None: not yet created) has
+    ``state`` for ``board``; ``running()`` asserts that the sweep still runs."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        path = run_dir()
+        if path is not None and any(r.get("state") == state and r.get("board") == board for r in journal(path)):
+            return path
+        running()
+        time.sleep(0.2)
+    raise AssertionError(f"{board} never reached {state!r} in 600 s")
+
+
+def still_running(proc: subprocess.Popen) -> Callable[[], None]:
+    def check() -> None:
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+    return check
 
 
 def test_sweep_of_32_jobs_on_4_boards(workspace):
@@ -96,16 +127,7 @@ def test_board_whose_sshd_dies_is_quarantined_and_the_others_finish(farm, worksp
     proc = sweep(workspace, "crash", "all", repeats=2)
     victim = "xu3-b"
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            runs = (workspace / "runs").iterdir() if (workspace / "runs").exists() else []
-            new = [r for r in runs if r not in before and (r / "journal.jsonl").exists()]
-            if new and any(r.get("state") == "done" and r.get("board") == victim for r in journal(new[0])):
-                break
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the victim never finished a job")
+        await_board_state(new_run(workspace, before), victim, "done", still_running(proc))
         farm.kill_sshd(victim)
         ns = farm.board(victim).netns
         pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
@@ -233,16 +255,8 @@ def test_a_lock_lost_mid_job_aborts_the_job_and_ends_the_boards_share(farm, work
          "--state", str(workspace / "state"), "--json", "--report", "none"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:  # the victim's first (10 min) job is running
-            runs = (workspace / "runs").iterdir() if (workspace / "runs").exists() else []
-            new = [r for r in runs if r not in before and (r / "journal.jsonl").exists()]
-            if new and any(r.get("state") == "started" and r.get("board") == victim for r in journal(new[0])):
-                break
-            assert proc.poll() is None, proc.communicate()[1][-3000:]
-            time.sleep(0.2)
-        else:
-            raise AssertionError("the victim never started a job")
+        # the victim's first (10 min) job is running
+        await_board_state(new_run(workspace, before), victim, "started", still_running(proc))
         time.sleep(1.0)  # well inside its window
         holders = lock_script_pids(farm.board(victim).netns)
         assert holders, "no lock holder on the victim"
@@ -294,16 +308,16 @@ def test_a_lease_renewal_that_fails_mid_job_aborts_the_job_and_ends_the_boards_s
     sweeping = threading.Thread(target=lambda: outcome.update(acc=runner.run()), daemon=True)
     sweeping.start()
     try:
-        deadline = time.monotonic() + 600
-        while True:
+        def created() -> Path | None:
             try:
-                run_dir = runner.store.open_run(runner.run_id).path
-                if any(r.get("state") == "started" and r.get("board") == victim for r in journal(run_dir)):
-                    break
+                return runner.store.open_run(runner.run_id).path
             except (StoreError, OSError):
-                pass  # not created yet
-            assert sweeping.is_alive() and time.monotonic() < deadline, "the victim never started a job"
-            time.sleep(0.2)
+                return None  # not yet
+
+        def alive() -> None:
+            assert sweeping.is_alive(), "the sweep ended before the victim started a job"
+
+        run_dir = await_board_state(created, victim, "started", alive)
         time.sleep(1.0)  # well inside its window
         theirs = {**json.loads(lease_file.read_text()), "owner": "intruder", "token": "f" * 16}
         lease_file.write_text(json.dumps(theirs))
