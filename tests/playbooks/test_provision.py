@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -85,34 +86,39 @@ def test_playbooks_pass_ansible_lint_production():
 
 @pytest.mark.slow
 def test_runtime_is_installed_from_a_wheelhouse_when_the_board_python_lacks_it(tmp_path):
-    """/usr/bin/python3 has no numpy/LiteRT: the role downloads wheels on the controller and installs offline."""
-    def bare(work_dir: Path) -> str:
-        return INVENTORY.format(work_dir=work_dir).replace("{{{{ ansible_playbook_python }}}}".format(),
-                                                           "/usr/bin/python3")
+    """/usr/bin/python3 has no numpy/LiteRT: the role downloads wheels on the controller and installs offline.
+
+    Two such boards of one kind: the index is asked once, not once per board (the second finds the wheels
+    the first fetched in the controller's download folder), and a second provisioning asks it not at all."""
+    def bare(name: str) -> str:
+        return INVENTORY.format(work_dir=tmp_path / name).replace(
+            "{{{{ ansible_playbook_python }}}}".format(), "/usr/bin/python3").split("hosts:\n", 1)[1].replace(
+            "localhost:", f"{name}:", 1)
 
     inv = tmp_path / "inv.yml"
-    inv.write_text(bare(tmp_path / "board"))
+    inv.write_text("all:\n  hosts:\n" + bare("localhost") + bare("board2"))
     xv = {**models_vars(), "socfarm_controller_cache": str(tmp_path / "cache")}
     first_events: list[dict] = []
     result = provision(inv, tmp_path / "state", extravars=xv, on_event=first_events.append)
     assert result.status == "successful", result.failed
-    facts = result.facts["localhost"]
-    assert facts.python == str(tmp_path / "board" / "venv" / "bin" / "python")
-    assert facts.runtime_module == "ai_edge_litert"
-    assert any((tmp_path / "board" / "wheelhouse").glob("ai_edge_litert-*.whl"))
-    # again, and a second board of the same kind: that one finds the wheels in the controller's download
-    # folder (the index once per kind of board, not once per board)
-    two = tmp_path / "two.yml"
-    board2 = bare(tmp_path / "board2").split("hosts:\n", 1)[1].replace("localhost:", "board2:")
-    two.write_text(inv.read_text() + board2)
+    for name in ("localhost", "board2"):
+        facts = result.facts[name]
+        assert facts.python == str(tmp_path / name / "venv" / "bin" / "python")
+        assert facts.runtime_module == "ai_edge_litert"
+        assert any((tmp_path / name / "wheelhouse").glob("ai_edge_litert-*.whl"))
+    downloads = [e["event_data"]["res"] for e in first_events
+                 if e.get("event") == "runner_on_ok" and e["event_data"].get("task") == DOWNLOAD_ONLINE]
+    assert len(downloads) == 2 and sorted(d["changed"] for d in downloads) == [False, True], downloads
+
+    # again: the first board is left as it is; the second lost its venv, and finds its wheels without the index
+    shutil.rmtree(tmp_path / "board2" / "venv")
     again_events: list[dict] = []
-    again = provision(two, tmp_path / "state", extravars=xv, on_event=again_events.append)
+    again = provision(inv, tmp_path / "state", extravars=xv, on_event=again_events.append)
     assert again.status == "successful", again.failed
     assert again.changed.get("localhost", 0) == 0
     assert again.facts["board2"].runtime_module == "ai_edge_litert"
-    first, second = task_outcomes(first_events, "localhost"), task_outcomes(again_events, "board2")
-    assert first[DOWNLOAD_ONLINE] == "runner_on_ok", first
-    assert second[DOWNLOAD_OFFLINE] == "runner_on_ok" and second[DOWNLOAD_ONLINE] == "runner_on_skipped", second
+    done = task_outcomes(again_events, "board2")
+    assert done[DOWNLOAD_OFFLINE] == "runner_on_ok" and done[DOWNLOAD_ONLINE] == "runner_on_skipped", done
 
 
 DOWNLOAD_OFFLINE = "Find the wheels the table chose in the controller's download folder"
