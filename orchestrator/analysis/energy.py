@@ -51,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from orchestrator.analysis.tables import read_columns, table_files
+from orchestrator.analysis.tables import read_columns
 from orchestrator.errors import StoreError
 from orchestrator.meters.energy import covered as covered_by
 from orchestrator.meters.energy import window_energy
@@ -102,8 +102,9 @@ def _group_energy(table: pa.Table, windows: pd.DataFrame) -> pd.DataFrame:
     })
     # windows by job through the file's (small) job dictionary, not by merging per group
     pos = windows.index.get_indexer(np.asarray(jobs, dtype=object))[job_of_group]
-    t0 = np.where(pos >= 0, windows["t0_s"].to_numpy()[pos], np.nan)
-    t1 = np.where(pos >= 0, windows["t1_s"].to_numpy()[pos], np.nan)
+    # a job without a window (none in the results: -1) gets NaN; with no window at all, nothing to index
+    t0_of, t1_of = (np.append(windows[c].to_numpy(dtype=np.float64), np.nan) for c in ("t0_s", "t1_s"))
+    t0, t1 = t0_of[pos], t1_of[pos]
     groups["t0_s"] = t0
     groups["t1_s"] = t1
     t = table.column("t_mono_s").to_numpy()
@@ -265,12 +266,6 @@ def windows_of(results: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def iter_power(run: RunDir):
-    """The power samples file by file, strings kept dictionary-encoded as Parquet stores them."""
-    for path in table_files(run, "power"):
-        yield read_power(path)
-
-
 def read_power(path) -> pa.Table:
     """One power file: job_id/source/rail dictionary-encoded (rows written before source/rail existed: nulls)."""
     cols = ["job_id", "source", "rail", "t_mono_s", "power_w"]
@@ -331,10 +326,13 @@ def run_energy(run: RunDir, results: pd.DataFrame | None = None) -> tuple[pd.Dat
     if results is None:
         results = read_columns(run, "results", RESULT_COLUMNS)
     windows = _window_index(windows_of(results))
-    files = table_files(run, "power")
-    # Parquet decoding and the numpy passes release the GIL: files in parallel on a thread pool
-    with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
-        parts = [p for p in pool.map(lambda f: _group_energy(read_power(f), windows), files) if len(p)]
+
+    def read(files: list) -> list[pd.DataFrame]:
+        # Parquet decoding and the numpy passes release the GIL: files in parallel on a thread pool
+        with ThreadPoolExecutor(max_workers=max(1, min(4, os.cpu_count() or 1))) as pool:
+            return [p for p in pool.map(lambda f: _group_energy(read_power(f), windows), files) if len(p)]
+
+    parts = run.read_files("power", read)
     power = _combine(parts)
     idle = read_columns(run, "idle", ["board", "source", "rail", "phase", "mean_power_w"])
     return job_energy(results, power, idle)

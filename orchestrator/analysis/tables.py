@@ -16,13 +16,7 @@ import pyarrow as pa
 from orchestrator.results.schema import TABLES
 from orchestrator.results.store import RunDir, read_part
 
-__all__ = ["table_files", "read_columns", "iter_files"]
-
-
-def table_files(run: RunDir, table: str) -> list[Path]:
-    """The files holding ``table``'s rows of ``run``: its committed passes in the store's dataset and its staged
-    parts (``RunDir.table_files``)."""
-    return run.table_files(table)
+__all__ = ["read_columns", "iter_files"]
 
 
 def _read(path: Path, table: str, columns: Sequence[str]) -> pa.Table:
@@ -34,11 +28,12 @@ def _read(path: Path, table: str, columns: Sequence[str]) -> pa.Table:
 
 
 def iter_files(run: RunDir, table: str, columns: Sequence[str], categorical: Sequence[str] = ()) -> Iterator[pa.Table]:
-    """One Arrow table per stored file, with only ``columns``; ``categorical`` ones dictionary-encoded."""
+    """One Arrow table per stored file, with only ``columns``; ``categorical`` ones dictionary-encoded. The
+    files are read before the first is given (``RunDir.read_files``: every row once, also while the run's
+    background report compacts it)."""
     import pyarrow.compute as pc
 
-    for path in table_files(run, table):
-        data = _read(path, table, columns)
+    for data in run.read_files(table, lambda files: [_read(path, table, columns) for path in files]):
         for name in categorical:
             i = data.column_names.index(name)
             data = data.set_column(i, name, pc.dictionary_encode(data.column(i)))

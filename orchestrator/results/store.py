@@ -52,7 +52,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
 from urllib.parse import quote, unquote
 
 import pandas as pd
@@ -74,6 +74,9 @@ PASS_KEY = b"socfarm.compacted"
 ROW_GROUP_ROWS = 128 * 1024
 #: Folder names at the store's top that belong to the dataset: not run ids.
 RESERVED = frozenset(TABLES)
+#: Listings a read tries while compactions move the parts it listed (each pass moves them once).
+READ_ATTEMPTS = 5
+T = TypeVar("T")
 
 
 def _write_json_atomic(path: Path, data: Any) -> None:
@@ -310,8 +313,21 @@ class RunDir:
         os.replace(tmp, dest)
         return dest
 
+    def read_files(self, table: str, read: Callable[[list[Path]], T]) -> T:
+        """``read(files)`` over ``table_files(table)``, every row once even while a compaction runs (the
+        background report's process): one may move staged parts into a pass between the listing and the
+        reading. A listed part is then gone, and the files are listed again (the pass now holds its rows)."""
+        for attempt in range(1, READ_ATTEMPTS + 1):
+            files = self.table_files(table)
+            try:
+                return read(files)
+            except StoreError:
+                if attempt == READ_ATTEMPTS or all(f.exists() for f in files):
+                    raise  # a file that is there and unreadable: corrupt, not moved
+        raise AssertionError("unreachable")
+
     def read_table(self, table: str) -> pd.DataFrame:
-        parts = [read_part(f, table) for f in self.table_files(table)]
+        parts = self.read_files(table, lambda files: [read_part(f, table) for f in files])
         if not parts:
             return TABLES[table].empty_table().to_pandas()
         return pa.concat_tables(parts).to_pandas()

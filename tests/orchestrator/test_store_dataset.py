@@ -207,3 +207,49 @@ def test_parts_of_several_jobs_compact_when_of_one_board_and_stay_when_not(tmp_p
     assert done.left[str(run.path / "latencies" / "extra-both.parquet")] == "rows of 2 boards"
     for table, frame in snapshot(run).items():
         pd.testing.assert_frame_equal(frame, before[table], check_like=True)
+
+
+@pytest.fixture
+def compaction_after_listing(monkeypatch):
+    """Every read of the run meets a compaction (the background report's process) between its listing of the
+    files and its reading of them, once: the staged parts it listed are gone by then."""
+    listed = store_module.RunDir.table_files
+    calls: list[str] = []
+
+    def listing_then_compaction(self, table):
+        files = listed(self, table)
+        if not calls:
+            self.compact()
+        calls.append(table)
+        return files
+
+    monkeypatch.setattr(store_module.RunDir, "table_files", listing_then_compaction)
+    return calls
+
+
+def test_a_read_that_meets_a_compaction_lists_again_and_reads_every_row_once(tmp_path, compaction_after_listing):
+    store = Store(tmp_path / "runs")
+    run = two_board_run(store)
+    results = run.read_table("results")
+    assert sorted(results.job_id) == ["j0", "j1", "j2", "j3"] and compaction_after_listing == ["results", "results"]
+    assert not list(run.path.glob("results/*.parquet"))  # it did move them
+
+
+@pytest.mark.parametrize("table", ["latencies", "power"])
+def test_the_analysis_reads_meet_a_compaction_the_same_way(tmp_path, compaction_after_listing, table):
+    from orchestrator.analysis.energy import run_energy
+
+    store = Store(tmp_path / "runs")
+    run = two_board_run(store)
+    expected = {"latencies": 12, "power": 4}[table]
+    assert len(read_columns(run, table, ["job_id"])) == expected
+    assert compaction_after_listing == [table, table]
+    run_energy(run)  # reads power over the now compacted files
+
+
+def test_a_part_that_is_there_and_unreadable_is_corrupt_not_moved(tmp_path):
+    store = Store(tmp_path / "runs")
+    run = two_board_run(store)
+    (run.path / "results" / "j1.parquet").write_bytes(b"not parquet")
+    with pytest.raises(StoreError, match="j1.parquet: corrupt Parquet file"):
+        run.read_table("results")
