@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from orchestrator.analysis.energy import RESULT_COLUMNS, integrate_windows, job_energy
+from orchestrator.analysis.energy import integrate_windows, one_job_energy
 from orchestrator.errors import MeterError
 from orchestrator.meters.session import MeterSession
 from orchestrator.transport.clock import JobClock
@@ -54,21 +54,21 @@ class PowerSource:
     simulated: bool
 
 
-def power_figures(row: dict[str, Any], samples: pd.DataFrame, idle: pd.DataFrame, source: PowerSource,
-                  meter_figures: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
+def power_figures(row: dict[str, Any], samples: pd.DataFrame, idle_w: dict[tuple[str, str], float],
+                  source: PowerSource, meter_figures: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The power columns of a results row (``row`` has the job's window and throughput) and the reasons
-    that make its verdict INVALID."""
+    that make its verdict INVALID. ``idle_w``: the board's start idle power per (source, rail)."""
     cols = {**no_power(), "meter_kind": source.kind, "meter_measures": source.measures,
             "power_simulated": source.simulated, **(meter_figures or {})}
     t0, t1 = row["window_start_mono_ns"] / 1e9, row["window_end_mono_ns"] / 1e9
-    rails = _integrate(samples, row["job_id"], t0, t1)
-    job = pd.DataFrame([{c: row.get(c) for c in RESULT_COLUMNS if c not in ROW_POWER_COLUMNS}])
-    energy, _ = job_energy(job, rails, idle)
-    e = energy.iloc[0]
-    chosen = samples[samples["source"] == e["source"]] if isinstance(e["source"], str) else samples.iloc[:0]
-    t = chosen["t_mono_s"].to_numpy()
+    e = one_job_energy(t0, t1, row.get("throughput_ips"), samples, idle_w)
+    if e["source"] is None:
+        n_samples = 0
+    else:
+        t = samples["t_mono_s"].to_numpy()[samples["source"].to_numpy() == e["source"]]
+        n_samples = int(((t >= t0) & (t <= t1)).sum())
     cols.update({
-        "power_samples": int(((t >= t0) & (t <= t1)).sum()),
+        "power_samples": n_samples,
         "mean_power_w": _num(e["mean_w"]), "energy_j": _num(e["energy_j"]), "idle_power_w": _num(e["idle_w"]),
         "active_power_w": _num(e["active_w"]), "energy_per_image_j": _num(e["energy_per_image_j"]),
         "images_per_j": _num(e["images_per_j"]), "total_energy_per_image_j": _num(e["total_energy_per_image_j"]),

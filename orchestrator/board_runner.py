@@ -29,6 +29,7 @@ from typing import Any
 import pandas as pd
 
 from orchestrator.analysis.emulation import timing_source
+from orchestrator.analysis.energy import start_idle_w
 from orchestrator.board_power import (
     PowerSource,
     clock_reasons,
@@ -238,6 +239,7 @@ class BoardRunner:
         self.idle_s = idle_s
         self.idle_settle_s = idle_settle_s
         self._idle_rows: list[dict[str, Any]] = []  # this run's idle power of the board (both phases)
+        self._idle_w: tuple[int, dict[tuple[str, str], float]] = (0, {})  # of how many rows, and what
         self.membw_mb = membw_mb
         self.retry = retry
         self._isolated = IsolatedBaselines()  # this run's VALID isolated throughputs (from the store on resume)
@@ -512,7 +514,7 @@ class BoardRunner:
         power = pd.concat(samples, ignore_index=True) if samples else empty_samples()
         if source is None:
             return power
-        cols, reasons = power_figures(row, power, idle_frame(self._idle_rows), source, meter_figures)
+        cols, reasons = power_figures(row, power, self._start_idle_w(), source, meter_figures)
         row.update(cols)
         if meter is not None:
             reasons += clock_reasons(clock, (clock.after.at_board_ns - clock.before.at_board_ns) / 1e9)
@@ -520,6 +522,14 @@ class BoardRunner:
             row["reasons"] = [*row["reasons"], *reasons]
             row["verdict"] = "INVALID"
         return power
+
+    def _start_idle_w(self) -> dict[tuple[str, str], float]:
+        """The board's start idle power per (source, rail), from this run's idle rows (computed once per
+        change of them, not per job)."""
+        n = len(self._idle_rows)
+        if self._idle_w[0] != n:
+            self._idle_w = (n, start_idle_w(idle_frame(self._idle_rows), self.board.name))
+        return self._idle_w[1]
 
     def _fetch_verified(self, transport: Transport, block: dict[str, Any], local_dir: Path, job: Job,
                         name: str) -> Path:
