@@ -5,9 +5,12 @@ Per job: wait until the SoC's thermal zones read below the board's
 board's clock offset, start the board's meter, run the agent through the
 board's transport, estimate the offset again, read the meter until it covers
 the window's end, fetch and verify the trace (and the agent's own power
-samples), compute the power figures from the samples to be stored
-(``orchestrator.board_power``), then write the job's Parquet rows and
-journal ``done``. Anything that fails is
+samples). Then, while the board already measures its next job, a store
+thread of the board computes the power figures from the samples to be stored
+(``orchestrator.board_power``), writes the job's Parquet rows and journals
+``done`` (one job in flight: a co-execution job waits for it, since its
+isolated baselines may be in it; a store that fails retries the job like a
+failed measurement). Anything that fails is
 journalled ``failed`` with its error class. Before the first job and after the
 last, the board's idle power is measured (after a settle period).
 
@@ -22,9 +25,10 @@ import json
 import threading
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pandas as pd
 
@@ -72,6 +76,49 @@ class SweepOutcome:
     report: Path | None = None  # reports/<run>/index.html (written, or being written when report_pid is set)
     report_pid: int | None = None  # the background writer's process (``--report background``)
     report_log: Path | None = None
+
+
+@dataclass(frozen=True)
+class MeasuredJob:
+    """A job whose window is over and whose files are here: what storing it takes."""
+
+    job: Job
+    attempt: int
+    outcome: AgentOutcome
+    summary: dict[str, Any]
+    clock: JobClock
+    meter: MeterSession | None
+    capture: Capture | None
+    cooldown: Cooldown | None
+    trace_csv: Path
+    power_csv: Path | None
+
+
+class StoreBehind:
+    """A board's store thread: at most one measured job in flight (:meth:`submit`, then :meth:`settle`)."""
+
+    def __init__(self, name: str):
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._inflight: tuple[MeasuredJob, Future] | None = None
+
+    @property
+    def job(self) -> Job | None:
+        return self._inflight[0].job if self._inflight is not None else None
+
+    def submit(self, measured: MeasuredJob, store: Callable[[MeasuredJob], None]) -> None:
+        if self._inflight is not None:
+            raise RuntimeError("a store is in flight: settle it first")
+        self._inflight = (measured, self._pool.submit(store, measured))
+
+    def settle(self) -> tuple[MeasuredJob | None, BaseException | None]:
+        """Wait for the store in flight: (its job, what it raised or None); (None, None) when none is."""
+        if self._inflight is None:
+            return None, None
+        (measured, future), self._inflight = self._inflight, None
+        return measured, future.exception()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 #: round trips to the board's clock before and after each job: a supply meter's samples are aligned with the
@@ -250,6 +297,7 @@ class BoardRunner:
         self.progress = progress
         self.stop = stop
         self._cooldown: Cooldown | None = None  # before the current job
+        self._next_attempt: dict[str, int] = {}  # job id -> its next attempt, after a failed store
         self._last_window_c: dict[str, float] | None = None  # zone -> hottest °C of the last stored job's window
 
     def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
@@ -277,13 +325,7 @@ class BoardRunner:
                         self.progress.note(reused)
                     # a hold lost mid-job: the job in flight is aborted at once (its request raises)
                     with self.lock_lost.watch(lambda error: transport.abort(str(error))):
-                        while pending and not self.stop.is_set():
-                            self._cooldown = self._cool_down(transport)
-                            if self.stop.is_set():
-                                break
-                            self._check_hold()  # another sweep may take the board: measure no more
-                            self._run_with_retries(pending[0], transport, meter, acc)
-                            pending.pop(0)
+                        self._measure_jobs(pending, transport, meter, acc)
                     if not self.stop.is_set() and not self.lock_lost.is_set():
                         self._measure_idle(meter, transport, "end")
             finally:
@@ -293,6 +335,65 @@ class BoardRunner:
         except Exception as exc:  # noqa: BLE001 - a bug must not take the other boards' measurements down
             self._quarantine(SocfarmError(f"{self.board.name}: internal error: {type(exc).__name__}: {exc}"),
                              pending, acc, traceback.format_exc())
+
+    def _measure_jobs(self, pending: list[Job], transport: Transport, meter: MeterSession | None,
+                      acc: SweepOutcome) -> None:
+        """Measure ``pending`` in order, each job stored behind the next one's measurement. A job leaves
+        ``pending`` once it is stored or failed: what is left when this raises is the board's to fail."""
+        behind = StoreBehind(f"{self.board.name}-store")
+        try:
+            while not self.stop.is_set():
+                todo = [j for j in pending if j is not behind.job]
+                if todo and todo[0].is_coexec and behind.job is not None:  # its isolated baselines may
+                    self._settle(behind, pending, acc)
+                    continue
+                if not todo:
+                    if behind.job is None:
+                        return
+                    self._settle(behind, pending, acc)  # the last one (it may come back for a retry)
+                    continue
+                job = todo[0]
+                self._cooldown = self._cool_down(transport)
+                if self.stop.is_set():
+                    break
+                self._check_hold()  # another sweep may take the board: measure no more
+                measured = self._run_with_retries(job, transport, meter, acc)
+                if measured is None:  # failed, or stopped before a retry
+                    pending.remove(job)
+                self._settle(behind, pending, acc)  # the job before, stored while this one was measured
+                if measured is not None:
+                    behind.submit(measured, lambda m: self._store(m, acc))
+        finally:
+            self._settle(behind, pending, acc, retry=False)
+            behind.close()
+
+    def _settle(self, behind: StoreBehind, pending: list[Job], acc: SweepOutcome, retry: bool = True) -> None:
+        """Wait for the store in flight. Stored: the job leaves ``pending``. Failed: the job is measured again
+        (a retryable error with attempts left), or failed; a lost hold ends the board's share, the job left in
+        ``pending`` to fail with the others (after ``retry=False``: failed here, the share is ending)."""
+        m, exc = behind.settle()
+        if m is None:
+            return
+        if exc is None:
+            pending.remove(m.job)
+            return
+        self.run.discard_incomplete(m.job.job_id)
+        hold = self._hold_error() if self.lock_lost.is_set() else None
+        if not isinstance(exc, (SocfarmError, OSError)):  # a bug: the board's internal error
+            pending.remove(m.job)
+            self._fail(m.job, exc, acc)
+            raise exc
+        if hold is not None and retry:
+            raise hold from exc
+        if not retry or not is_retryable(exc) or m.attempt >= self.retry.max_attempts:
+            pending.remove(m.job)
+            self._fail(m.job, hold or exc, acc)
+            return
+        self._next_attempt[m.job.job_id] = m.attempt + 1
+        self.run.journal({"job_id": m.job.job_id, "state": "retry", "board": m.job.board, "attempt": m.attempt,
+                          "error": error_class(exc), "message": str(exc), "delay_s": 0.0, "t_wall": time.time()})
+        self.progress.note(f"{m.job.job_id}: storing attempt {m.attempt} failed ({error_class(exc)}), measuring "
+                           f"it again")
 
     def _cool_down(self, transport: Transport) -> Cooldown | None:
         """The cool-down before a job. After a job whose window kept every zone below ``cooldown_c`` (the
@@ -446,12 +547,12 @@ class BoardRunner:
             self._fail(job, exc, acc)
 
     def _run_with_retries(self, job: Job, transport: Transport, meter: MeterSession | None,
-                          acc: SweepOutcome) -> None:
-        for attempt in range(1, self.retry.max_attempts + 1):
+                          acc: SweepOutcome) -> MeasuredJob | None:
+        """The job measured (its window over, its files here), or None: failed, or stopped before a retry."""
+        for attempt in range(self._next_attempt.pop(job.job_id, 1), self.retry.max_attempts + 1):
             try:
                 self._check_hold()
-                self._run_job(job, attempt, transport, meter, acc)
-                return
+                return self._measure(job, attempt, transport, meter)
             except (SocfarmError, OSError) as exc:
                 self.run.discard_incomplete(job.job_id)
                 if self.lock_lost.is_set():  # the job was aborted, or failed as its hold went: the board's end
@@ -461,7 +562,7 @@ class BoardRunner:
                     raise  # the board stays unreachable: quarantine it
                 if not is_retryable(exc) or last:
                     self._fail(job, exc, acc)
-                    return
+                    return None
                 delay = self.retry.delay_s(attempt)
                 self.run.journal({"job_id": job.job_id, "state": "retry", "board": job.board, "attempt": attempt,
                                   "error": error_class(exc), "message": str(exc), "delay_s": delay,
@@ -470,7 +571,8 @@ class BoardRunner:
                                    f"{delay:.0f} s")
                 transport.close()  # reconnect on the next attempt
                 if self.stop.wait(delay):
-                    return
+                    return None
+        return None
 
     def _fail(self, job: Job, exc: Exception, acc: SweepOutcome) -> None:
         acc.failed[job.job_id] = str(exc)
@@ -494,21 +596,19 @@ class BoardRunner:
             spec["power"] = power
         return spec
 
-    def _power(self, job: Job, summary: dict[str, Any], transport: Transport, local_dir: Path,
-               meter: MeterSession | None, capture: Capture | None, clock: JobClock,
-               row: dict[str, Any]) -> pd.DataFrame:
+    def _power(self, m: MeasuredJob, row: dict[str, Any]) -> pd.DataFrame:
         """The job's power samples for the power table (the agent's on-board sensors, the supply meter's
         around the window); ``row`` gets its power figures, and the reasons that make it INVALID."""
+        job, summary, meter, clock = m.job, m.summary, m.meter, m.clock
         samples, source, meter_figures = [], None, None
-        if summary.get("power"):
-            csv = self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
-            samples.append(sensor_samples(csv, self.run.run_id, job.job_id))
+        if m.power_csv is not None:
+            samples.append(sensor_samples(m.power_csv, self.run.run_id, job.job_id))
             sensors = self.board.power_sensors
             source = PowerSource(summary["power"].get("kind") or sensors.kind, "rails", sensors.simulated)
-        if meter is not None and capture is not None:
+        if meter is not None and m.capture is not None:
             # a supply meter measures the whole board: it takes precedence for the row's figures
             window = (summary["window"]["start_mono_ns"], summary["window"]["end_mono_ns"])
-            rows, meter_figures = meter.samples(capture, window, clock, self.run.run_id, job.job_id)
+            rows, meter_figures = meter.samples(m.capture, window, clock, self.run.run_id, job.job_id)
             samples.append(rows)
             source = PowerSource(self.board.meter.kind, self.board.meter.measures, meter.simulated)
         power = pd.concat(samples, ignore_index=True) if samples else empty_samples()
@@ -540,8 +640,9 @@ class BoardRunner:
                              error_class="TraceError")
         return local
 
-    def _run_job(self, job: Job, attempt: int, transport: Transport, meter: MeterSession | None,
-                 acc: SweepOutcome) -> None:
+    def _measure(self, job: Job, attempt: int, transport: Transport, meter: MeterSession | None) -> MeasuredJob:
+        """One attempt at the job on the board: its window, the clock around it, the meter's capture, and its
+        files fetched and verified. Nothing is stored yet (:meth:`_store`)."""
         run = self.run
         run.journal({"job_id": job.job_id, "state": "started", "board": job.board, "attempt": attempt,
                      "t_wall": time.time()})
@@ -571,24 +672,31 @@ class BoardRunner:
                 if meter is not None:
                     meter.abandon()
                 raise
+        trace = self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv")
+        power_csv = (self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
+                     if summary.get("power") else None)
+        zones = (summary.get("platform") or {}).get("thermal") or {}
+        self._last_window_c = {z: v["max_mdegc"] / 1000 for z, v in zones.items() if v.get("max_mdegc") is not None}
+        return MeasuredJob(job, attempt, outcome, summary, clock, meter, capture, self._cooldown, trace, power_csv)
 
-        latencies = _trace_frame(self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv"),
-                                 run.run_id, job.job_id)
-        row = result_row(run.run_id, job, self.facts, outcome, self.git_rev, clock, no_power(), self.board.thermal,
-                         self._cooldown,
-                         timing_source(self.board.emulated, [m.name for m in job.members if m.kind == "simulated"]))
-        power = self._power(job, summary, transport, local_dir, meter, capture, clock, row)
+    def _store(self, m: MeasuredJob, acc: SweepOutcome) -> None:
+        """A measured job's rows (results, latencies, power with its figures) written, then ``done``
+        journalled: on the board's store thread, while the board measures its next job."""
+        run, job = self.run, m.job
+        latencies = _trace_frame(m.trace_csv, run.run_id, job.job_id)
+        row = result_row(run.run_id, job, self.facts, m.outcome, self.git_rev, m.clock, no_power(),
+                         self.board.thermal, m.cooldown,
+                         timing_source(self.board.emulated, [c.name for c in job.members if c.kind == "simulated"]))
+        power = self._power(m, row)
 
         self._check_hold()  # lost before the window's figures are stored: another sweep may have measured too
         if len(power):
             run.write_table("power", job.job_id, power)
         run.write_table("latencies", job.job_id, latencies)
         run.write_table("results", job.job_id, [row])
-        run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": attempt,
+        run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": m.attempt,
                      "t_wall": time.time(), "verdict": row["verdict"]})
         acc.done.append(job.job_id)
-        zones = (summary.get("platform") or {}).get("thermal") or {}
-        self._last_window_c = {z: v["max_mdegc"] / 1000 for z, v in zones.items() if v.get("max_mdegc") is not None}
         if row["verdict"] == "VALID" and not job.is_coexec:
             self._isolated.add(job, row["throughput_ips"])
         if row["verdict"] != "VALID":
