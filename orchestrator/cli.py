@@ -92,13 +92,14 @@ def sweep(
                          report=report.value, power_cap_w=power_cap_w)
     outcome = runner.run(resume=run)
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
-    energy = energy_status(outcome.run) if outcome.run.done_job_ids() else None
-    emulated = emulation_status(outcome.run) if outcome.run.done_job_ids() else None
+    done = outcome.run.done_job_ids()
+    energy = energy_status(outcome.run) if done else None
+    emulated = emulation_status(outcome.run) if done else None
     summary = {
         "run_id": outcome.run.run_id,
         "run_dir": str(outcome.run.path),
         "jobs": len(plan.jobs),
-        "done": len(outcome.run.done_job_ids()),
+        "done": len(done),
         "invalid": len(outcome.invalid),
         "failed": len(outcome.failed),
         "quarantined": outcome.quarantined,

@@ -375,12 +375,13 @@ class SweepRunner:
                                  "message": str(exc), "t_wall": time.time()})
                     continue
                 run.journal({"board": board, "state": "released", "t_wall": time.time()})
-        if not (self._compaction_deferred() and run.done_job_ids()):  # else the report's process does it
+        stored = run.done_job_ids()  # every board has ended: no job is stored after this
+        if not (self._compaction_deferred() and stored):  # else the report's process does it
             run.try_compact()  # what a board's own compaction left (it failed), and the idle and membw parts
         run.update_meta(status="finished", finished_wall=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                        done=len(run.done_job_ids()), failed=len(acc.failed), invalid=len(acc.invalid),
+                        done=len(stored), failed=len(acc.failed), invalid=len(acc.invalid),
                         quarantined=acc.quarantined)
-        if run.done_job_ids():
+        if stored:
             self._report(run, acc)
         return acc
 

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from orchestrator.report.background import pending, start_report, wait_for_pending
+from orchestrator.results.store import RunDir
 from tests.integration.test_sweep_local import farm, orchestrator, sweep  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.slow
@@ -25,7 +26,7 @@ def test_the_result_comes_first_then_the_report(tmp_path, farm):  # noqa: F811
     run_dir = Path(summary["run_dir"])
     assert summary["report_log"] == str((run_dir / "report.log").resolve())
     assert any(r["state"] == "report_started" and r["pid"] == summary["report_pid"]
-               for r in map(json.loads, (run_dir / "journal.jsonl").read_text().splitlines()))
+               for r in RunDir(run_dir).journal_records())
 
     assert wait_for_pending(tmp_path / "state", timeout_s=300) == []
     index = Path(summary["report"])
@@ -34,7 +35,7 @@ def test_the_result_comes_first_then_the_report(tmp_path, farm):  # noqa: F811
     assert f"report: {index}" in (run_dir / "report.log").read_text()
     assert list((tmp_path / "state" / "reports-pending").iterdir()) == []  # its marker went with its process
     # the sweep left the store's compaction to that process: its result was not kept waiting for it
-    states = [r["state"] for r in map(json.loads, (run_dir / "journal.jsonl").read_text().splitlines())]
+    states = [r.get("state") for r in RunDir(run_dir).journal_records()]
     assert "compacted" in states and states.index("report_started") < states.index("compacted")
     assert not list(run_dir.glob("results/*.parquet")) and not list(run_dir.glob("latencies/*.parquet"))
     dataset = tmp_path / "runs" / "results" / f"run_id={run_dir.name}"
