@@ -25,7 +25,7 @@ demo: zoo
 
 # The analyzer's published-figure checks read the study zoo, so the tests build it (cached) first.
 test: zoo
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 lint: venv
 	$(BIN)/ansible-lint playbooks/
