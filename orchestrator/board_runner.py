@@ -344,8 +344,8 @@ class BoardRunner:
         try:
             while not self.stop.is_set():
                 todo = [j for j in pending if j is not behind.job]
-                if todo and todo[0].is_coexec and behind.job is not None:  # its isolated baselines may
-                    self._settle(behind, pending, acc)
+                if todo and todo[0].is_coexec and behind.job is not None:
+                    self._settle(behind, pending, acc)  # the isolated baselines it needs may be in that store
                     continue
                 if not todo:
                     if behind.job is None:
