@@ -22,7 +22,8 @@ from the provisioned one, so each measures idle power and bandwidth as a first s
 report of one size is waited for before the next). Each row then also says how
 long the farm took to come up, the controller's peak memory and open files (its process tree), and per job
 the wall beyond the window and the controller's CPU. Its figures are of simulated boards: a measure of the
-controller, not of any SoC.
+controller, not of any SoC. --compare-switch-interval-s 0.005 sweeps the largest size once more with
+Python's default interpreter switch interval instead of the sweep's own (orchestrator.cli), side by side.
 
 Prints one row per size (with where the time went), then the worst ratio last.
 """
@@ -46,6 +47,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from orchestrator.cli import SWEEP_SWITCH_INTERVAL_S  # noqa: E402
 from orchestrator.report.background import wait_for_pending  # noqa: E402
 from orchestrator.results.store import RunDir  # noqa: E402
 from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
@@ -121,12 +123,16 @@ class TreeSampler(threading.Thread):
             self.threads = max(self.threads, threads)
 
 
-def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: float) -> dict:
-    """One sweep over ``n`` boards (provisioned already): its wall, ratios, phases and controller costs."""
+def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: float,
+                  switch_s: float | None = None) -> dict:
+    """One sweep over ``n`` boards (provisioned already): its wall, ratios, phases and controller costs.
+    ``switch_s``: the sweep's interpreter switch interval instead of the one it sets itself."""
     t0, t0_wall = time.monotonic(), time.time()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    entry = ["-m", "orchestrator"] if switch_s is None else [
+        "-c", f"import orchestrator.cli as c; c.SWEEP_SWITCH_INTERVAL_S = {switch_s!r}; c.entry()"]
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        sweep = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", str(exp), *common],
+        sweep = subprocess.Popen([sys.executable, *entry, "sweep", str(exp), *common],
                                  stdout=out, stderr=err, text=True, cwd=REPO)
         sampler = TreeSampler(sweep.pid)
         sampler.start()
@@ -154,7 +160,8 @@ def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: f
                  "ctl_overhead_ms": 1e3 * per_job_overhead(events, results, agent_warmups(run_dir, results)),
                  "ctl_cpu_per_job_ms": 1e3 * cpu_s / len(results), "ctl_rss_mib": sampler.rss_mib,
                  "ctl_fds": sampler.fds, "sweep_fds": sampler.own_fds, "ctl_threads": sampler.threads}
-    return {"boards": n, "jobs": len(results), "wall_s": wall,
+    return {"boards": n, "switch_ms": 1e3 * (switch_s if switch_s is not None else SWEEP_SWITCH_INTERVAL_S),
+            "jobs": len(results), "wall_s": wall,
             "ratio_worst_board": float((wall / per_board).max()),
             "ratio_mean": float((wall / per_board).mean()),
             **phases(events, t0_wall, wall),
@@ -189,7 +196,7 @@ def run_size(n: int, jobs_per_board: int, window_s: float, work: Path, zoo: Path
 
 
 def run_simulated(sizes: list[int], jobs_per_board: int, window_s: float, work: Path, zoo: Path,
-                  model: str) -> list[dict]:
+                  model: str, compare_switch_s: float | None = None) -> list[dict]:
     """One farm of the largest size with simulated components, provisioned once; per size a sweep over its
     first n boards, with the provisioned state copied (without the idle-power and bandwidth cache, so every
     size measures those as a first sweep does). The boards beyond n stay up, idle."""
@@ -211,16 +218,17 @@ def run_simulated(sizes: list[int], jobs_per_board: int, window_s: float, work: 
                         "--state", str(provisioned)], check=True, capture_output=True, cwd=REPO)
         print(f"{n_max} boards with simulated components: up in {up_s:.1f} s, provisioned in "
               f"{time.monotonic() - t_prov:.0f} s", flush=True)
-        for n in sizes:
-            st = work / f"state{n}"
+        runs = [(n, None) for n in sizes] + ([(n_max, compare_switch_s)] if compare_switch_s is not None else [])
+        for i, (n, switch_s) in enumerate(runs):
+            st = work / f"state{i}-{n}"
             shutil.copytree(provisioned, st, ignore=shutil.ignore_patterns("measured", "leases", "reports-pending"))
             exp = work / f"exp{n}.yaml"
             exp.write_text(EXPERIMENTS.format(zoo=zoo, model=model, window=window_s,
                                               repeats=max(1, jobs_per_board // 2))
                            + f"    boards: [{', '.join(s.name for s in specs[:n])}]\n")
-            common = ["-i", str(inv), "--store", str(work / f"runs{n}"), "--reports", str(work / f"rep{n}"),
+            common = ["-i", str(inv), "--store", str(work / f"runs{i}-{n}"), "--reports", str(work / f"rep{i}-{n}"),
                       "--state", str(st), "--json", "--quiet"]
-            rows.append(measure_sweep(n, exp, common, True, up_s))
+            rows.append(measure_sweep(n, exp, common, True, up_s, switch_s))
             print(f"boards={n} (simulated components): {rows[-1]}", flush=True)
             t_rep = time.monotonic()  # the sweep's report is written in the background: not during the next size
             wait_for_pending(st, 1800)
@@ -286,6 +294,9 @@ def main() -> None:
     ap.add_argument("--simulated", action="store_true",
                     help="boards with simulated components (a modelled latency: no CPU per window; every figure "
                          "labelled simulated)")
+    ap.add_argument("--compare-switch-interval-s", type=float, metavar="S",
+                    help="with --simulated: sweep the largest size once more with this interpreter switch interval "
+                         "(e.g. 0.005, Python's default) instead of the sweep's own, side by side")
     ap.add_argument("--jobs-per-board", type=int, default=20)
     ap.add_argument("--window-s", type=float, default=10.0)
     ap.add_argument("--keep", type=Path, help="keep the runs (journals, events) in this folder")
@@ -303,19 +314,26 @@ def main() -> None:
         zoo = subset_zoo(args.zoo.resolve(), args.model, work / "zoo")
         if args.simulated:
             rows = run_simulated([int(s) for s in sizes.split(",")], args.jobs_per_board, args.window_s, work, zoo,
-                                 args.model)
+                                 args.model, args.compare_switch_interval_s)
         for n in (int(s) for s in sizes.split(",")) if not args.simulated else ():
             rows.append(run_size(n, args.jobs_per_board, args.window_s, work, zoo, args.model))
             print(f"boards={n}: {rows[-1]}", flush=True)
     table = pd.DataFrame(rows)
+    own = table[table["switch_ms"] == 1e3 * SWEEP_SWITCH_INTERVAL_S] if args.simulated else table
     if args.simulated:
         print("simulated components (modelled latency): figures of the orchestrator, not of any SoC")
-        last = table.iloc[-1]
+        last = own.iloc[-1]
         print(f"at {int(last.boards)} boards: controller peak {last.ctl_rss_mib:.0f} MiB "
               f"({last.ctl_rss_mib / last.boards:.2f} MiB/board), {last.ctl_fds:.0f} open files "
               f"({last.ctl_fds / last.boards:.2f}/board), {last.ctl_threads:.0f} threads; up {last.up_s:.1f} s")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
-    print(f"worst ratio (sweep wall time / a board's summed windows): {table.ratio_worst_board.max():.3f}")
+    if len(own) < len(table):
+        other = table.iloc[-1]
+        print(f"at {int(other.boards)} boards, switch interval {other.switch_ms:g} ms instead of "
+              f"{1e3 * SWEEP_SWITCH_INTERVAL_S:g} ms: ratio {other.ratio_worst_board:.3f} vs "
+              f"{last.ratio_worst_board:.3f}, controller overhead per job {other.ctl_overhead_ms:.0f} vs "
+              f"{last.ctl_overhead_ms:.0f} ms")
+    print(f"worst ratio (sweep wall time / a board's summed windows): {own.ratio_worst_board.max():.3f}")
 
 
 if __name__ == "__main__":

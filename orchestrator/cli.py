@@ -34,6 +34,7 @@ INVENTORY = typer.Option(Path("inventory/local.yml"), "--inventory", "-i", help=
 STORE = typer.Option(Path("runs"), "--store", help="Results store (one folder per run).")
 REPORTS = typer.Option(Path("reports"), "--reports", help="Where reports/<run-id>/ are written.")
 STATE = typer.Option(Path(".state"), "--state", help="Controller state: ansible artifacts and fact cache.")
+SWEEP_SWITCH_INTERVAL_S = 0.0005  # see sweep(): the interpreter lock's hand-over to a thread woken by I/O
 
 
 class ReportMode(str, enum.Enum):
@@ -87,6 +88,11 @@ def sweep(
         return
     if baseline and baseline != "last-good":
         results.open_run(baseline)  # a baseline that does not exist is bad input: refuse before measuring
+    # A sweep's threads (per board: its runner, its store, its SSH transport, its agent's pipes) mostly wait on
+    # I/O; every reply is a hand-over of the interpreter lock, which a thread that computes keeps for up to the
+    # switch interval (5 ms by default) while the woken thread waits. A few dozen hand-overs per job on a large
+    # farm: a shorter interval takes that wait off every job's path (benchmarks/sweep_scaling.py --simulated).
+    sys.setswitchinterval(SWEEP_SWITCH_INTERVAL_S)
     runner = SweepRunner(plan, results, state, reports, SweepProgress(err, enabled=not quiet),
                          run_id=resume, lease_wait_s=lease_wait_s, reprovision=reprovision,
                          report=report.value, power_cap_w=power_cap_w)
