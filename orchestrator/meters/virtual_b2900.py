@@ -31,7 +31,12 @@ itself, else on a grid ten times finer than the trigger interval):
 
 Clock: the server's clock is ``time.monotonic()`` of this machine, the same
 clock the controller uses, so ground-truth windows are directly comparable with
-controller timestamps.
+controller timestamps. Like an instrument's firmware, the server acts on a
+command when it arrives, not when its thread gets to it: the timer reset
+(``:SYST:TIME:TIM:COUN:RES``) and ``:INIT`` take the kernel's receive time of
+the bytes that completed their line (``SO_TIMESTAMPNS``). On a loaded machine
+the thread may run tens of ms later, and an acquisition started then would sit
+that far from the time the driver took for its start (the send of ``:INIT``).
 
 Supported SCPI subset (case-insensitive, short and long forms, optional nodes
 in brackets, ``[c]`` the channel suffix; several commands per line separated by
@@ -161,6 +166,7 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -210,6 +216,29 @@ from orchestrator.meters.virtual_acquisition import (
     run_acquisition,
     window_energy,
 )
+
+#: Linux's SO_TIMESTAMPNS (also its control message's type): the kernel stamps each received packet with
+#: CLOCK_REALTIME (the socket module does not name it)
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+
+
+def _stamp_arrivals(sock: socket.socket) -> bool:
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        return True
+    except OSError:
+        return False
+
+
+def _recv_stamped(sock: socket.socket, size: int) -> tuple[bytes, float]:
+    """Bytes received and when they arrived, on ``time.monotonic()`` (now, without the kernel's stamp)."""
+    data, ancdata, _flags, _addr = sock.recvmsg(size, socket.CMSG_SPACE(16))
+    mono, real = time.monotonic(), time.time()
+    for level, kind, payload in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= 16:
+            sec, nsec = struct.unpack("qq", payload[:16])
+            return data, min(mono, mono - (real - (sec + nsec * 1e-9)))
+    return data, mono
 
 __all__ = [
     "GroundTruth",
@@ -290,12 +319,18 @@ class _Settings:
     timer_auto_reset: bool = True
 
 
+def _arrived(conn: "_Connection | None") -> float:
+    """When the command being executed arrived (now, for one not read from a socket)."""
+    return conn.arrived_s if conn is not None and conn.arrived_s is not None else time.monotonic()
+
+
 class _Connection:
     def __init__(self, sock: socket.socket, peer):
         self.sock = sock
         self.peer = peer
         self.dropped = threading.Event()
         self.thread: threading.Thread | None = None
+        self.arrived_s: float | None = None  # when the line being executed arrived (time.monotonic())
 
     def drop(self) -> None:
         self.dropped.set()
@@ -537,12 +572,14 @@ class VirtualB2900:
         except OSError:
             conn.drop()
             return
+        stamped = _stamp_arrivals(sock)
         try:
             while not self._stopping.is_set() and not conn.dropped.is_set():
                 if time.monotonic() - last > self.idle_timeout_s:
                     break
                 try:
-                    data = sock.recv(self.RECV_SIZE)
+                    data, conn.arrived_s = (_recv_stamped(sock, self.RECV_SIZE) if stamped
+                                            else (sock.recv(self.RECV_SIZE), time.monotonic()))
                 except socket.timeout:
                     continue
                 except OSError:
@@ -1068,7 +1105,7 @@ class VirtualB2900:
     def _s_timer_reset(self, params, conn, ch):
         no_params(params)
         with self._lock:
-            self._timer_zero = time.monotonic()
+            self._timer_zero = _arrived(conn)
 
     def _s_timer_auto(self, params, conn, ch):
         self._set(timer_auto_reset=boolean(one_param(params)))
@@ -1104,10 +1141,10 @@ class VirtualB2900:
 
     # -- acquisitions ---------------------------------------------------------
     def _s_init(self, params, conn, ch):
-        self._initiate(self._channel_list(params))
+        self._initiate(self._channel_list(params), _arrived(conn))
         return None
 
-    def _initiate(self, channels: tuple[int, ...]) -> None:
+    def _initiate(self, channels: tuple[int, ...], t_start: float) -> None:
         with self._lock:
             s = self._settings
             for c in channels:
@@ -1118,7 +1155,6 @@ class VirtualB2900:
                     raise ScpiError(-221, "Settings conflict")
             self._abort_acquisitions(channels)
             self._acq_seq += 1
-            t_start = time.monotonic()
             if s.timer_auto_reset:  # the timer restarts at the initiate action
                 self._timer_zero = t_start
             for c in channels:
@@ -1207,7 +1243,7 @@ class VirtualB2900:
 
     def _read(self, params, conn, element: str | None, *, array: bool):
         """``:READ``: ``:INITiate`` then ``:FETCh`` on the listed channels."""
-        self._initiate(self._channel_list(params))
+        self._initiate(self._channel_list(params), _arrived(conn))
         return self._fetch(params, conn, element, array=array)
 
     def _q_read_scalar(self, params, conn, ch):

@@ -126,3 +126,28 @@ def test_streams_back_to_back_each_hold_only_their_own_points(make_server, make_
         assert int(float(meter._query(":TRAC:POIN:ACT?"))) == after_stop  # nothing arrives after :ABOR
         assert after_stop == len(t)
         previous_end = t[-1]
+
+
+def test_an_instrument_whose_thread_runs_late_starts_when_the_command_arrived(make_server, make_meter, monkeypatch):
+    """On a loaded machine the virtual instrument's thread may get to `:INIT` long after it arrived. A real
+    instrument acts on arrival, and the driver takes the send of `:INIT` for the start: the simulator must
+    start there too, or every window sits that far from its samples (here 0.2 s late, 8 of 16 steps)."""
+    t0 = time.monotonic()
+    srv = make_server(_stepping(t0, period_s=0.05))
+    process = srv._process_line
+
+    def late(line, conn):
+        if ":INIT" in line:
+            time.sleep(0.2)  # the thread was not scheduled
+        return process(line, conn)
+
+    monkeypatch.setattr(srv, "_process_line", late)
+    meter = make_meter(srv.resource, aperture_s=8e-5, interval_s=1e-4, reset_on_configure=False)
+    stream = B2900Stream(meter)
+    start = stream.start()
+    time.sleep(0.6)
+    result = stream.stop()
+    truth = srv.acquisitions[-1]
+    assert abs(truth.start_mono_s - start) < 0.02, (truth.start_mono_s - start)
+    w0, w1 = start + 0.3, start + 0.55
+    assert abs(energy_j(result.trace, w0, w1) - srv.true_energy_j(w0, w1)) / srv.true_energy_j(w0, w1) < 0.005
