@@ -298,7 +298,7 @@ class BoardRunner:
         self.stop = stop
         self._cooldown: Cooldown | None = None  # before the current job
         self._next_attempt: dict[str, int] = {}  # job id -> its next attempt, after a failed store
-        self._last_window_c: dict[str, float] | None = None  # zone -> hottest °C of the last stored job's window
+        self._last_window_c: dict[str, float] | None = None  # zone -> hottest °C of the last measured job's window
 
     def run_jobs(self, jobs: list[Job], acc: SweepOutcome) -> None:
         """The board's jobs one at a time; transient failures are retried, a failing board quarantined."""
@@ -400,7 +400,7 @@ class BoardRunner:
         agent's samples), the board has been idle since and is cool: no reading over the link (one round trip
         per job less). After anything else (the first job, a failure, a hot window) the zones are read."""
         thermal, last = self.board.thermal, self._last_window_c
-        self._last_window_c = None  # used once: a job that stores no row leaves nothing to go by
+        self._last_window_c = None  # used once: a job that failed before its window ended leaves nothing to go by
         if (thermal is not None and thermal.cooldown_c is not None and last is not None
                 and all(last.get(z, thermal.cooldown_c) < thermal.cooldown_c for z in thermal.zones)):
             return Cooldown(0.0, {z: last[z] for z in thermal.zones})
