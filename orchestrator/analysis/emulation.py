@@ -94,11 +94,15 @@ def side_text(boards: dict[str, str]) -> str:
     return f"{', '.join(boards)} ({emulations})"
 
 
-def emulation_status(run) -> dict[str, str] | None:
-    """For the end of a sweep: the run's emulated boards and their emulation (None: no row is emulated)."""
+STATUS_COLUMNS = ["board", "emulated"]
+
+
+def emulation_status(run, results: pd.DataFrame | None = None) -> dict[str, str] | None:
+    """For the end of a sweep: the run's emulated boards and their emulation (None: no row is emulated).
+    ``results``: the run's results with ``STATUS_COLUMNS`` when the caller has read them already."""
     from orchestrator.analysis.tables import read_columns
 
-    boards = emulated_boards(read_columns(run, "results", ["board", "emulated"]))
+    boards = emulated_boards(read_columns(run, "results", STATUS_COLUMNS) if results is None else results)
     return boards or None
 
 

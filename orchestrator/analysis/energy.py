@@ -353,9 +353,13 @@ def simulated_share(results: pd.DataFrame) -> str:
     return "all" if len(sim) and sim.all() else ("some" if sim.any() else "none")
 
 
-def energy_status(run: RunDir) -> dict | None:
-    """For the end of a sweep: how many jobs have energy, whether it is simulated, the meter's rate."""
-    res = read_columns(run, "results", ["meter_kind", "mean_power_w", "power_simulated", "meter_rate_hz"])
+STATUS_COLUMNS = ["meter_kind", "mean_power_w", "power_simulated", "meter_rate_hz"]
+
+
+def energy_status(run: RunDir, results: pd.DataFrame | None = None) -> dict | None:
+    """For the end of a sweep: how many jobs have energy, whether it is simulated, the meter's rate.
+    ``results``: the run's results with ``STATUS_COLUMNS`` when the caller has read them already."""
+    res = read_columns(run, "results", STATUS_COLUMNS) if results is None else results
     res = res[res["meter_kind"].notna()]
     if res.empty:
         return None
