@@ -244,7 +244,7 @@ def one_job_energy(t0_s: float, t1_s: float, throughput_ips: float | None, sampl
     """What :func:`job_energy` gives one job, as a dict: the same integral (:func:`window_energy`), the
     same coverage, source and idle rules and the same notes, without the table machinery. A results row is
     written as each job ends; a table pass costs ~40 ms of pandas per job (the controller's largest cost
-    per job on a 64-board farm), this ~1 ms. tests/analysis/test_one_job_energy.py holds both to the
+    per job on a 64-board farm), this ~2 ms. tests/analysis/test_one_job_energy.py holds both to the
     same figures over the cases the rules distinguish.
 
     ``samples``: the job's power samples (source, rail, t_mono_s, power_w); ``idle_w``: the start idle power
