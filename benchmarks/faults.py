@@ -252,12 +252,28 @@ def _journal(run_dir: Path) -> list[dict]:
     return out
 
 
+def _measuring(mine: list[dict]) -> str | None:
+    """The job a board is measuring, from its records: its latest ``started`` one while no end of that job
+    (done, failed, retry) follows. A board stores a job while it measures the next (the board runner's
+    store thread), so its last record is often the previous job's ``done`` while a job is in progress."""
+    last = max((i for i, r in enumerate(mine) if r.get("state") == "started"), default=None)
+    if last is None:
+        return None
+    job = mine[last]["job_id"]
+    ended = any(r.get("job_id") == job and r.get("state") in ("done", "failed", "retry") for r in mine[last + 1:])
+    return None if ended else job
+
+
 def _settled(fault: Fault, records: list[dict]) -> bool:
-    """The board fault is undone and its board has journalled a job's end or retry since, or its share
-    has ended (quarantined) since the fault struck."""
+    """The board fault is undone and its board has journalled the end or retry of the job it struck (or of
+    one started since), or its share has ended (quarantined) since the fault struck. (The previous job's
+    ``done``, stored behind the struck one, says nothing of the fault.)"""
     mine = [r for r in records if r.get("board") == fault.board]
+    struck = _measuring([r for r in mine if r["t_wall"] <= fault.t_injected])
+    since = {r["job_id"] for r in mine if r.get("state") == "started" and r["t_wall"] > fault.t_injected}
     return fault.t_restored is not None and (
-        any(r["t_wall"] > fault.t_restored and r.get("state") in ("done", "failed", "retry") for r in mine)
+        any(r["t_wall"] > fault.t_restored and r.get("state") in ("done", "failed", "retry")
+            and (r.get("job_id") == struck or r.get("job_id") in since) for r in mine)
         or any(r["t_wall"] > fault.t_injected and r.get("state") == "quarantined" for r in mine))
 
 
@@ -287,7 +303,7 @@ def _due(fault: Fault, records: list[dict], faults: list[Fault]) -> bool:
     if done < fault.after_done or (earlier and not any(r.get("state") == "done" and r["job_id"] in begun
                                                        for r in mine)):
         return False
-    return bool(mine) and mine[-1].get("state") == "started"
+    return _measuring(mine) is not None
 
 
 def _sweep_like(args: list[str], log: Path) -> subprocess.Popen:
