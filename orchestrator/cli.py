@@ -70,11 +70,8 @@ def sweep(
     power_cap_w: Optional[float] = POWER_CAP,
 ) -> None:
     """Provision the boards, run every job of EXPERIMENTS, store the results and write a report."""
-    from orchestrator.analysis.emulation import STATUS_COLUMNS as EMULATION_STATUS_COLUMNS
     from orchestrator.analysis.emulation import emulation_status, emulation_status_text
-    from orchestrator.analysis.energy import STATUS_COLUMNS as ENERGY_STATUS_COLUMNS
     from orchestrator.analysis.energy import energy_status, energy_status_text
-    from orchestrator.analysis.tables import read_columns
     from orchestrator.progress import SweepProgress
     from orchestrator.results.store import Store
     from orchestrator.sweep import SweepRunner, prepare, prepare_resume
@@ -103,8 +100,8 @@ def sweep(
     verdicts = _judge_regressions(results, outcome.run, baseline, junit) if baseline else None
     done = outcome.run.done_job_ids()
     energy = emulated = None
-    if done:  # the results read once for both (a part per job until the run is compacted: ~1 ms each)
-        rows = read_columns(outcome.run, "results", ENERGY_STATUS_COLUMNS + EMULATION_STATUS_COLUMNS)
+    if done:  # the rows as this process stored them (not read back: a file per job until the run is compacted)
+        rows = outcome.status_frame(done)
         energy, emulated = energy_status(outcome.run, rows), emulation_status(outcome.run, rows)
     summary = {
         "run_id": outcome.run.run_id,
