@@ -158,11 +158,28 @@ def default_cpu_map(layout: SocLayout, real_cpus: list[int] | None = None) -> di
 # --- the farm -----------------------------------------------------------------------------------
 
 
+#: A board simulator's tick on a small farm (cpufreq writes applied, power integrated, sensors re-read).
+TICK_S = 0.02
+#: Ticks per second of the whole farm, at most: its simulators share one interpreter, and each tick (and each
+#: look at the board's processes in /proc, every ``ACTIVITY_TICKS`` ticks) costs it CPU. At 64 boards, 20 ms
+#: ticks and 100 ms looks fell seconds behind: an INA231 enabled for a 3 s idle window was never refreshed in it.
+FARM_TICKS_PER_S = 800.0
+ACTIVITY_TICKS = 5
+
+
+def default_tick_s(n_boards: int) -> float:
+    """``TICK_S``, longer on a farm of more than ``FARM_TICKS_PER_S * TICK_S`` (16) boards."""
+    return max(TICK_S, n_boards / FARM_TICKS_PER_S)
+
+
 class VirtualFarm:
-    """``with VirtualFarm(state_dir, [BoardSpec("xu3-1", "odroid_xu3"), ...]) as farm:``"""
+    """``with VirtualFarm(state_dir, [BoardSpec("xu3-1", "odroid_xu3"), ...]) as farm:``
+
+    ``tick_s``: each board simulator's tick (default ``default_tick_s`` of the board count); it looks at the
+    board's processes every ``ACTIVITY_TICKS`` ticks, at least every 0.1 s."""
 
     def __init__(self, state_dir: Path, boards: list[BoardSpec], *, farm_id: str | None = None,
-                 max_lifetime_s: float = 3600.0, tick_s: float = 0.02, real_cpus: list[int] | None = None,
+                 max_lifetime_s: float = 3600.0, tick_s: float | None = None, real_cpus: list[int] | None = None,
                  log=None):
         names = [b.name for b in boards]
         if not boards or len(set(names)) != len(names):
@@ -175,7 +192,7 @@ class VirtualFarm:
         self.state_dir = Path(state_dir).resolve()
         self.specs = list(boards)
         self.max_lifetime_s = max_lifetime_s
-        self.tick_s = tick_s
+        self.tick_s = tick_s if tick_s is not None else default_tick_s(len(boards))
         self.real_cpus = real_cpus
         self.log = log or (lambda text: None)
         self.boards: dict[str, VirtualBoard] = {}
@@ -278,7 +295,8 @@ class VirtualFarm:
                     self._start_sshd(b)
                 for b in self.boards.values():
                     sim = BoardSimulator(b.sys_root, b.layout, NetnsActivity(b.netns, b.cpu_map),
-                                         tick_s=self.tick_s, max_lifetime_s=self.max_lifetime_s)
+                                         tick_s=self.tick_s, activity_period_s=max(0.1, ACTIVITY_TICKS * self.tick_s),
+                                         max_lifetime_s=self.max_lifetime_s)
                     self._sims[b.name] = sim.start()
                 self._is_up = True
                 self._save("up")
