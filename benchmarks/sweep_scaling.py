@@ -124,9 +124,12 @@ class TreeSampler(threading.Thread):
 
 
 def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: float,
-                  switch_s: float | None = None) -> dict:
+                  switch_s: float | None = None, farm: VirtualFarm | None = None) -> dict:
     """One sweep over ``n`` boards (provisioned already): its wall, ratios, phases and controller costs.
-    ``switch_s``: the sweep's interpreter switch interval instead of the one it sets itself."""
+    ``switch_s``: the sweep's interpreter switch interval instead of the one it sets itself. ``farm``: its
+    simulators' worst tick lateness during the sweep is reported too."""
+    if farm is not None:
+        farm.take_tick_lateness_s()
     t0, t0_wall = time.monotonic(), time.time()
     cpu0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     entry = ["-m", "orchestrator"] if switch_s is None else [
@@ -159,7 +162,12 @@ def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: f
                  # the same without the agent's warm-up runs (modelled inference outside the window)
                  "ctl_overhead_ms": 1e3 * per_job_overhead(events, results, agent_warmups(run_dir, results)),
                  "ctl_cpu_per_job_ms": 1e3 * cpu_s / len(results), "ctl_rss_mib": sampler.rss_mib,
-                 "ctl_fds": sampler.fds, "sweep_fds": sampler.own_fds, "ctl_threads": sampler.threads}
+                 "ctl_fds": sampler.fds, "sweep_fds": sampler.own_fds, "ctl_threads": sampler.threads,
+                 # idle windows that failed (e.g. a sensor that never converted: its simulator fell behind)
+                 "idle_failed": sum(e.get("state") == "idle_failed" for e in events)}
+        if farm is not None:
+            extra["sim_late_max_s"] = farm.take_tick_lateness_s()
+            extra["sim_errors"] = len(farm.simulator_errors())
     return {"boards": n, "switch_ms": 1e3 * (switch_s if switch_s is not None else SWEEP_SWITCH_INTERVAL_S),
             "jobs": len(results), "wall_s": wall,
             "ratio_worst_board": float((wall / per_board).max()),
@@ -228,7 +236,7 @@ def run_simulated(sizes: list[int], jobs_per_board: int, window_s: float, work: 
                            + f"    boards: [{', '.join(s.name for s in specs[:n])}]\n")
             common = ["-i", str(inv), "--store", str(work / f"runs{i}-{n}"), "--reports", str(work / f"rep{i}-{n}"),
                       "--state", str(st), "--json", "--quiet"]
-            rows.append(measure_sweep(n, exp, common, True, up_s, switch_s))
+            rows.append(measure_sweep(n, exp, common, True, up_s, switch_s, farm))
             print(f"boards={n} (simulated components): {rows[-1]}", flush=True)
             t_rep = time.monotonic()  # the sweep's report is written in the background: not during the next size
             wait_for_pending(st, 1800)

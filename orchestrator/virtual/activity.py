@@ -15,6 +15,7 @@ seen, so processes shorter than the sampling interval are missed.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -71,21 +72,70 @@ def _allowed_cpus(status_path: str) -> frozenset[int] | None:
     return None
 
 
+class ProcessIndex:
+    """Which network namespace each process of this machine is in, from one ``/proc`` listing.
+
+    Shared by the boards of one farm: a listing serves every board that asks within ``max_age_s`` of
+    it, so the farm lists ``/proc`` and stats each process's ``ns/net`` once per refresh instead of once
+    per board (at 64 boards the per-board scans were three quarters of the simulators' CPU). A process's
+    namespace is looked up again after ``REVALIDATE_S`` (pids are reused).
+    """
+
+    def __init__(self, *, proc: Path = Path("/proc"), max_age_s: float = 0.0):
+        self._proc = str(proc)
+        self.max_age_s = max_age_s
+        self._lock = threading.Lock()
+        self._listed_at: float | None = None
+        self._ns_of: dict[int, tuple[tuple[int, int] | None, float]] = {}  # pid -> (namespace, checked at)
+        self._by_ns: dict[tuple[int, int], list[int]] = {}
+        self.refreshes = 0
+
+    def pids_in(self, ns: tuple[int, int]) -> list[int]:
+        """The processes in namespace ``ns`` (its ``(st_dev, st_ino)``) as of a listing at most ``max_age_s`` old."""
+        with self._lock:
+            now = time.monotonic()
+            if self._listed_at is None or now - self._listed_at >= self.max_age_s:
+                self._refresh(now)
+            return list(self._by_ns.get(ns, ()))
+
+    def _refresh(self, now: float) -> None:
+        ns_of: dict[int, tuple[tuple[int, int] | None, float]] = {}
+        by_ns: dict[tuple[int, int], list[int]] = {}
+        for entry in os.listdir(self._proc):
+            if not entry.isdigit():
+                continue
+            pid = int(entry)
+            known = self._ns_of.get(pid)
+            if known is None or now - known[1] >= REVALIDATE_S:
+                try:
+                    st = os.stat(f"{self._proc}/{pid}/ns/net")
+                    known = ((st.st_dev, st.st_ino), now)
+                except OSError:
+                    known = (None, now)
+            ns_of[pid] = known
+            if known[0] is not None:
+                by_ns.setdefault(known[0], []).append(pid)
+        self._ns_of, self._by_ns, self._listed_at = ns_of, by_ns, now
+        self.refreshes += 1
+
+
 class NetnsActivity:
     """CPU utilisation of the processes inside one network namespace.
 
     ``cpu_map`` maps each virtual cluster (e.g. ``"a15"``) to the real CPUs
-    that stand in for it (e.g. ``[1]``).
+    that stand in for it (e.g. ``[1]``). ``index``: the farm's shared :class:`ProcessIndex`
+    (default: one of its own, listing ``/proc`` at every call).
     """
 
     def __init__(self, netns_name: str, cpu_map: Mapping[str, list[int]], *,
-                 netns_dir: Path = Path("/run/netns"), proc: Path = Path("/proc")):
+                 netns_dir: Path = Path("/run/netns"), proc: Path = Path("/proc"),
+                 index: ProcessIndex | None = None):
         self.netns_name = netns_name
         self.cpu_map = {k: frozenset(v) for k, v in cpu_map.items()}
         self._netns_path = Path(netns_dir) / netns_name
         self._proc = str(proc)
+        self._index = index if index is not None else ProcessIndex(proc=proc)
         self._ns_id: tuple[int, int] | None = None
-        self._member: dict[int, tuple[bool, float]] = {}  # pid -> (in ns, checked at)
         self._last_ticks: dict[tuple[int, int], int] = {}  # (pid, tid) -> utime+stime
         self._last_t: float | None = None
 
@@ -98,43 +148,17 @@ class NetnsActivity:
             self._ns_id = (st.st_dev, st.st_ino)
         return self._ns_id
 
-    def _is_member(self, pid: int, ns: tuple[int, int], now: float) -> bool:
-        known = self._member.get(pid)
-        if known is not None and now - known[1] < REVALIDATE_S:
-            return known[0]
-        try:
-            st = os.stat(f"{self._proc}/{pid}/ns/net")
-            member = (st.st_dev, st.st_ino) == ns
-        except OSError:
-            member = False
-        self._member[pid] = (member, now)
-        return member
-
     def pids(self) -> list[int]:
         """Processes currently in the namespace."""
         ns = self._namespace()
-        if ns is None:
-            return []
-        now = time.monotonic()
-        return [int(p) for p in os.listdir(self._proc) if p.isdigit() and self._is_member(int(p), ns, now)]
+        return [] if ns is None else self._index.pids_in(ns)
 
     def __call__(self) -> dict[str, float]:
         now = time.monotonic()
         busy_s = {name: 0.0 for name in self.cpu_map}
-        ns = self._namespace()
-        seen_pids: set[int] = set()
         ticks_now: dict[tuple[int, int], int] = {}
-        if ns is not None:
-            for entry in os.listdir(self._proc):
-                if not entry.isdigit():
-                    continue
-                pid = int(entry)
-                seen_pids.add(pid)
-                if not self._is_member(pid, ns, now):
-                    continue
-                self._charge_threads(pid, ticks_now, busy_s)
-        for pid in [p for p in self._member if p not in seen_pids]:
-            del self._member[pid]
+        for pid in self.pids():
+            self._charge_threads(pid, ticks_now, busy_s)
         self._last_ticks = ticks_now
         last_t, self._last_t = self._last_t, now
         if last_t is None or now <= last_t:

@@ -267,6 +267,7 @@ class BoardSimulator:
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
         self.errors = 0  # ticks that raised (the last exception is in .error)
+        self._late_max_s = 0.0  # the latest a tick started after its planned time, since take_late_max_s()
         self._in = _InputReader()
         self._knobs: dict[str, _Knobs] = {}
 
@@ -329,6 +330,12 @@ class BoardSimulator:
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
+
+    def take_late_max_s(self) -> float:
+        """How late (s) the latest tick started after its planned time since the previous call; then resets.
+        Ticks late by more than a sensor's period mean the board's sensors skipped conversions."""
+        late, self._late_max_s = self._late_max_s, 0.0
+        return late
 
     @property
     def error(self) -> BaseException | None:
@@ -441,10 +448,13 @@ class BoardSimulator:
     def _loop(self) -> None:
         deadline = time.monotonic() + self.max_lifetime_s
         failures = 0
+        planned: float | None = None
         while not self._stop.is_set():
             now = time.monotonic()
             if now >= deadline:
                 break
+            if planned is not None and now - planned > self._late_max_s:
+                self._late_max_s = now - planned
             try:
                 self._step(now)
                 failures = 0
@@ -458,7 +468,8 @@ class BoardSimulator:
             for s in self._sensors:
                 if s.due is not None:
                     wake = min(wake, s.due)
-            self._stop.wait(max(0.0, min(wake, deadline) - time.monotonic()))
+            planned = min(wake, deadline)
+            self._stop.wait(max(0.0, planned - time.monotonic()))
 
     def _load_state(self) -> None:
         for k in self._knobs.values():

@@ -44,7 +44,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from orchestrator.virtual import netns, sshd, userland
-from orchestrator.virtual.activity import NetnsActivity
+from orchestrator.virtual.activity import NetnsActivity, ProcessIndex
 from orchestrator.virtual.board_sim import BoardSimulator
 from orchestrator.virtual.sysfs import SocLayout, build_tree, layout_for
 from orchestrator.virtual.teardown import (
@@ -161,8 +161,9 @@ def default_cpu_map(layout: SocLayout, real_cpus: list[int] | None = None) -> di
 #: A board simulator's tick on a small farm (cpufreq writes applied, power integrated, sensors re-read).
 TICK_S = 0.02
 #: Ticks per second of the whole farm, at most: its simulators share one interpreter, and each tick (and each
-#: look at the board's processes in /proc, every ``ACTIVITY_TICKS`` ticks) costs it CPU. At 64 boards, 20 ms
-#: ticks and 100 ms looks fell seconds behind: an INA231 enabled for a 3 s idle window was never refreshed in it.
+#: look at the board's processes, every ``ACTIVITY_TICKS`` ticks, through the farm's one ``ProcessIndex``)
+#: costs it CPU. A tick that starts late by more than a sensor's period skips that sensor's conversions:
+#: ``take_tick_lateness_s`` says how late they ran (benchmarks/farm_sim_cpu.py).
 FARM_TICKS_PER_S = 800.0
 ACTIVITY_TICKS = 5
 
@@ -180,7 +181,7 @@ class VirtualFarm:
 
     def __init__(self, state_dir: Path, boards: list[BoardSpec], *, farm_id: str | None = None,
                  max_lifetime_s: float = 3600.0, tick_s: float | None = None, real_cpus: list[int] | None = None,
-                 log=None):
+                 log=None, share_proc_index: bool = True):
         names = [b.name for b in boards]
         if not boards or len(set(names)) != len(names):
             raise ValueError(f"need at least one board and unique names, got {names}")
@@ -194,6 +195,7 @@ class VirtualFarm:
         self.max_lifetime_s = max_lifetime_s
         self.tick_s = tick_s if tick_s is not None else default_tick_s(len(boards))
         self.real_cpus = real_cpus
+        self.share_proc_index = share_proc_index  # False: each board lists /proc itself (a benchmark's baseline)
         self.log = log or (lambda text: None)
         self.boards: dict[str, VirtualBoard] = {}
         self.k: int | None = None
@@ -246,6 +248,10 @@ class VirtualFarm:
     def simulator(self, name: str) -> BoardSimulator:
         return self._sims[name]
 
+    def take_tick_lateness_s(self) -> float:
+        """The latest any board's simulator started a tick after its planned time, since the previous call."""
+        return max((sim.take_late_max_s() for sim in self._sims.values()), default=0.0)
+
     def simulator_errors(self) -> dict[str, str]:
         """Boards whose simulator hit an exception or stopped early (should be empty)."""
         out = {}
@@ -293,9 +299,12 @@ class VirtualFarm:
                 self._write_known_hosts()
                 for b in self.boards.values():
                     self._start_sshd(b)
+                activity_period_s = max(0.1, ACTIVITY_TICKS * self.tick_s)
+                # one /proc listing serves every board that samples within half a period of it
+                index = ProcessIndex(max_age_s=activity_period_s / 2) if self.share_proc_index else None
                 for b in self.boards.values():
-                    sim = BoardSimulator(b.sys_root, b.layout, NetnsActivity(b.netns, b.cpu_map),
-                                         tick_s=self.tick_s, activity_period_s=max(0.1, ACTIVITY_TICKS * self.tick_s),
+                    sim = BoardSimulator(b.sys_root, b.layout, NetnsActivity(b.netns, b.cpu_map, index=index),
+                                         tick_s=self.tick_s, activity_period_s=activity_period_s,
                                          max_lifetime_s=self.max_lifetime_s)
                     self._sims[b.name] = sim.start()
                 self._is_up = True

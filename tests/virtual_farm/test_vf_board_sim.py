@@ -13,6 +13,7 @@ from orchestrator.virtual.activity import (
     CLK_TCK,
     FixedActivity,
     NetnsActivity,
+    ProcessIndex,
     parse_cpu_list,
 )
 from orchestrator.virtual.board_sim import BoardSimulator
@@ -363,3 +364,65 @@ def test_netns_activity_of_missing_namespace_is_zero():
     activity = NetnsActivity(f"sf-missing-{os.getpid()}", {"a7": [0], "a15": [1]})
     assert activity() == {"a7": 0.0, "a15": 0.0}
     assert activity.pids() == []
+
+
+def test_boards_sharing_a_process_index_list_proc_once_and_see_the_same(tmp_path):
+    proc = tmp_path / "proc"
+    other_ns = tmp_path / "not-a-namespace"
+    other_ns.write_text("")
+    cpu_map = {"little": [0], "big": [1]}
+    fake_proc(proc, {100: {100: (0, "1")}, 300: {300: (0, "1")}}, {100}, other_ns)
+    index = ProcessIndex(proc=proc, max_age_s=60.0)
+    shared = [NetnsActivity("net", cpu_map, netns_dir=Path("/proc/self/ns"), proc=proc, index=index)
+              for _ in range(3)]
+    alone = NetnsActivity("net", cpu_map, netns_dir=Path("/proc/self/ns"), proc=proc)
+    for a in (*shared, alone):
+        a()
+    time.sleep(0.1)
+    fake_proc(proc, {100: {100: (7, "1")}, 300: {300: (50, "1")}}, {100}, other_ns)
+    figures = [a()["big"] for a in (*shared, alone)]
+    assert all(f > 0 for f in figures)
+    assert figures == pytest.approx([figures[-1]] * 4, rel=0.2)  # same ticks, slightly different intervals
+    assert index.refreshes == 1  # one listing of /proc for the three boards
+    assert [a.pids() for a in shared] == [[100]] * 3
+
+
+def test_a_process_index_lists_again_once_its_listing_is_older_than_max_age(tmp_path):
+    proc = tmp_path / "proc"
+    other_ns = tmp_path / "not-a-namespace"
+    other_ns.write_text("")
+    fake_proc(proc, {100: {100: (0, "1")}}, {100}, other_ns)
+    index = ProcessIndex(proc=proc, max_age_s=0.05)
+    activity = NetnsActivity("net", {"big": [1]}, netns_dir=Path("/proc/self/ns"), proc=proc, index=index)
+    assert activity.pids() == [100]
+    fake_proc(proc, {200: {200: (0, "1")}}, {200}, other_ns)  # a process born since
+    assert activity.pids() == [100]  # the listing is still young
+    time.sleep(0.1)
+    assert sorted(activity.pids()) == [100, 200]
+    assert index.refreshes == 2
+
+
+class _SlowOnce(FixedActivity):
+    """An activity source whose next call takes ``delay_s`` (a tick held up, as by a starved interpreter)."""
+
+    def __init__(self):
+        super().__init__({"a15": 0.1, "a7": 0.1})
+        self.delay_s = 0.0
+
+    def __call__(self):
+        delay, self.delay_s = self.delay_s, 0.0
+        time.sleep(delay)
+        return super().__call__()
+
+
+def test_a_held_up_tick_is_reported_as_late_once(tmp_path):
+    layout = build_tree(tmp_path, "odroid_xu3")
+    activity = _SlowOnce()
+    with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, activity_period_s=TICK_S,
+                        max_lifetime_s=30.0) as sim:
+        sim.take_late_max_s()
+        activity.delay_s = 0.4
+        assert wait_for(lambda: activity.delay_s == 0.0, timeout_s=5.0)
+        assert wait_for(lambda: sim._late_max_s >= 0.3, timeout_s=5.0)
+        assert sim.take_late_max_s() >= 0.3
+        assert sim.take_late_max_s() < 0.3  # taken: the next call reports only what came after
