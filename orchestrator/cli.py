@@ -166,6 +166,17 @@ def _judge_regressions(store, run, baseline: str, junit: Optional[Path]) -> dict
     return {"baseline": base_id, "counts": dict(Counter(v.verdict for v in verdicts))}
 
 
+#: A plan of more jobs is listed in plain aligned columns instead of a boxed table.
+PLAN_TABLE_MAX_ROWS = 200
+
+
+def plain_columns(columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    """``rows`` under ``columns``, each column as wide as its widest cell, two spaces apart."""
+    widths = [max([len(c), *(len(r[i]) for r in rows)]) for i, c in enumerate(columns)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip()
+                     for line in (columns, *rows))
+
+
 def _print_plan(jobs, store, as_json: bool, idle_s: float, membw_mb: float, idle_settle_s: float = 0.0) -> None:
     from orchestrator.estimate import estimate
 
@@ -178,12 +189,19 @@ def _print_plan(jobs, store, as_json: bool, idle_s: float, membw_mb: float, idle
             "total_estimate_s": total_s,
         }, default=list))
         return
-    table = Table(title=f"{len(jobs)} jobs")
-    for col in ("job", "board", "component", "cpus", "model", "dtype", "repeat"):
-        table.add_column(col)
-    for j in jobs:
-        table.add_row(j.job_id, j.board, j.component, ",".join(map(str, j.cpus)), j.model, j.dtype, str(j.repeat))
-    out.print(table)
+    columns = ("job", "board", "component", "cpus", "model", "dtype", "repeat")
+    rows = [(j.job_id, j.board, j.component, ",".join(map(str, j.cpus)), j.model, j.dtype, str(j.repeat))
+            for j in jobs]
+    if len(rows) <= PLAN_TABLE_MAX_ROWS:
+        table = Table(title=f"{len(jobs)} jobs")
+        for col in columns:
+            table.add_column(col)
+        for row in rows:
+            table.add_row(*row)
+        out.print(table)
+    else:  # a boxed table of a farm's nightly (1,280 jobs at 64 boards) took seconds to draw
+        out.print(f"{len(jobs)} jobs", highlight=False)
+        out.print(plain_columns(columns, rows), highlight=False, markup=False)
     per_board = Table(title="estimate (boards run in parallel, jobs on one board one after another)")
     for col in ("board", "jobs", "idle + bandwidth + start", "estimate", "from history"):
         per_board.add_column(col)

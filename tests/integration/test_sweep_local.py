@@ -170,6 +170,18 @@ def test_plan_touches_nothing(tmp_path, farm):
     assert not (tmp_path / "runs").exists() and not (tmp_path / "state").exists()
 
 
+def test_a_plan_of_many_jobs_lists_every_job_in_plain_columns(tmp_path, farm):
+    exp, inv = farm(experiments=EXPERIMENTS.replace("components: [all]", "components: [all]\n    repeats: 60"))
+    proc = sweep(tmp_path, exp, inv, "--plan")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert "240 jobs" in lines  # 2 dtypes x 2 components x 60 repeats: above the boxed table's 200
+    header = next(i for i, line in enumerate(lines) if line.split()[:3] == ["job", "board", "component"])
+    listed = [line.split() for line in lines[header + 1:header + 241]]
+    assert len({row[0] for row in listed}) == 240 and all(row[1] == "localhost" for row in listed)
+    assert "estimate" in proc.stdout and not (tmp_path / "runs").exists()
+
+
 def _assert_rejected(tmp_path: Path, proc: subprocess.CompletedProcess, *needles: str) -> None:
     assert proc.returncode == 2, proc.stderr + proc.stdout
     for needle in needles:
