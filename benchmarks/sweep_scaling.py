@@ -141,6 +141,8 @@ def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: f
         sampler.start()
         returncode = sweep.wait()
         wall = time.monotonic() - t0
+        # now, not after reading the run below: that reading holds this process's interpreter, the simulators'
+        sim_late_s = farm.take_tick_lateness_s() if farm is not None else None
         sampler.done.set()
         sampler.join()
         out.seek(0)
@@ -166,7 +168,7 @@ def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: f
                  # idle windows that failed (e.g. a sensor that never converted: its simulator fell behind)
                  "idle_failed": sum(e.get("state") == "idle_failed" for e in events)}
         if farm is not None:
-            extra["sim_late_max_s"] = farm.take_tick_lateness_s()
+            extra["sim_late_max_s"] = sim_late_s
             extra["sim_errors"] = len(farm.simulator_errors())
     return {"boards": n, "switch_ms": 1e3 * (switch_s if switch_s is not None else SWEEP_SWITCH_INTERVAL_S),
             "jobs": len(results), "wall_s": wall,
