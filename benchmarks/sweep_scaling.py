@@ -252,7 +252,10 @@ def run_simulated(sizes: list[int], jobs_per_board: int, window_s: float, work: 
 def copy_state(provisioned: Path, to: Path) -> None:
     """A fresh --state from the provisioned one, without what a sweep measured or held (idle power and
     bandwidth cache, leases, pending reports). With `cp`: this process's GIL is the farm's simulators' (one
-    thread per board), and a copytree of ~18,000 files in it took minutes at 64 boards."""
+    thread per board), and a copytree of ~18,000 files in it took minutes at 64 boards. A ``to`` left by an
+    earlier run in the same --keep folder goes first: `cp` would copy into it, and the sweep would find that
+    run's state (its stamps of another farm: a full provisioning inside the measured sweep)."""
+    subprocess.run(["rm", "-rf", str(to)], check=True)
     subprocess.run(["cp", "-a", str(provisioned), str(to)], check=True)
     for name in ("measured", "leases", "reports-pending"):
         shutil.rmtree(to / name, ignore_errors=True)
