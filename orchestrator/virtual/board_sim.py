@@ -250,7 +250,7 @@ class BoardSimulator:
     def __init__(self, root: Path, layout: SocLayout, activity: Activity, *, tick_s: float = 0.02,
                  activity_period_s: float = 0.1, max_lifetime_s: float = 3600.0,
                  power: SocPower | None = None, noise_rel: float = 0.002, seed: int = 0,
-                 history_s: float = SUPPLY_HISTORY_S, nice: int | None = None):
+                 history_s: float = SUPPLY_HISTORY_S):
         if tick_s <= 0 or max_lifetime_s <= 0:
             raise ValueError("tick_s and max_lifetime_s must be positive")
         self.root = Path(root)
@@ -268,8 +268,6 @@ class BoardSimulator:
         self._error: BaseException | None = None
         self.errors = 0  # ticks that raised (the last exception is in .error)
         self._late_max_s = 0.0  # the latest a tick started after its planned time, since take_late_max_s()
-        self.nice = nice  # the thread's own nice value (Linux: per thread), if it may have it
-        self.tid: int | None = None
         self._in = _InputReader()
         self._knobs: dict[str, _Knobs] = {}
 
@@ -442,12 +440,6 @@ class BoardSimulator:
     # --- the loop ----------------------------------------------------------------------------
 
     def _run(self) -> None:
-        self.tid = threading.get_native_id()
-        if self.nice is not None:
-            try:
-                os.setpriority(os.PRIO_PROCESS, self.tid, self.nice)  # this thread only
-            except OSError:  # not root: a negative nice is refused; run at the owner's
-                self.nice = None
         try:
             self._loop()
         finally:

@@ -166,9 +166,6 @@ TICK_S = 0.02
 #: ``take_tick_lateness_s`` says how late they ran (benchmarks/farm_sim_cpu.py).
 FARM_TICKS_PER_S = 800.0
 ACTIVITY_TICKS = 5
-#: The simulators' threads run at this nice value (as root): they stand for sensors and kernel drivers that a
-#: board's processes cannot delay, while the boards' processes and the controller share this machine's cores.
-SIM_NICE = -5
 
 
 def default_tick_s(n_boards: int) -> float:
@@ -308,7 +305,7 @@ class VirtualFarm:
                 for b in self.boards.values():
                     sim = BoardSimulator(b.sys_root, b.layout, NetnsActivity(b.netns, b.cpu_map, index=index),
                                          tick_s=self.tick_s, activity_period_s=activity_period_s,
-                                         max_lifetime_s=self.max_lifetime_s, nice=SIM_NICE)
+                                         max_lifetime_s=self.max_lifetime_s)
                     self._sims[b.name] = sim.start()
                 self._is_up = True
                 self._save("up")

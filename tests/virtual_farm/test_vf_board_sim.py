@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -428,16 +427,3 @@ def test_a_held_up_tick_is_reported_as_late_once(tmp_path):
         assert sim.take_late_max_s() >= 0.3
         assert sim.take_late_max_s() < 0.3  # taken: the next call reports only what came after
 
-
-def _thread_nice(tid: int) -> int:
-    stat = Path(f"/proc/self/task/{tid}/stat").read_text()
-    return int(stat[stat.rindex(")") + 2:].split()[16])  # field 19: nice
-
-
-@pytest.mark.skipif(os.geteuid() != 0, reason="a negative nice value needs root")
-def test_the_simulator_thread_alone_runs_at_its_nice_value(tmp_path):
-    layout = build_tree(tmp_path, "odroid_xu3")
-    with BoardSimulator(tmp_path, layout, FixedActivity(), tick_s=TICK_S, max_lifetime_s=30.0, nice=-3) as sim:
-        assert wait_for(lambda: sim.tid is not None, timeout_s=5.0)
-        assert sim.nice == -3 and _thread_nice(sim.tid) == -3
-        assert _thread_nice(threading.get_native_id()) == os.getpriority(os.PRIO_PROCESS, 0) != -3  # not the caller
