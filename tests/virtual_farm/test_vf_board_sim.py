@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -403,15 +404,25 @@ def test_a_process_index_lists_again_once_its_listing_is_older_than_max_age(tmp_
 
 
 class _SlowOnce(FixedActivity):
-    """An activity source whose next call takes ``delay_s`` (a tick held up, as by a starved interpreter)."""
+    """An activity source whose next call after ``hold(s)`` takes ``s`` (a tick held up, as by a starved
+    interpreter); ``held`` is set once that call has slept."""
 
     def __init__(self):
         super().__init__({"a15": 0.1, "a7": 0.1})
-        self.delay_s = 0.0
+        self._lock = threading.Lock()  # the test's hold() and the simulator's call must not lose a delay
+        self._delay_s = 0.0
+        self.held = threading.Event()
+
+    def hold(self, delay_s: float) -> None:
+        with self._lock:
+            self._delay_s = delay_s
 
     def __call__(self):
-        delay, self.delay_s = self.delay_s, 0.0
-        time.sleep(delay)
+        with self._lock:
+            delay, self._delay_s = self._delay_s, 0.0
+        if delay:
+            time.sleep(delay)
+            self.held.set()
         return super().__call__()
 
 
@@ -421,8 +432,8 @@ def test_a_held_up_tick_is_reported_as_late_once(tmp_path):
     with BoardSimulator(tmp_path, layout, activity, tick_s=TICK_S, activity_period_s=TICK_S,
                         max_lifetime_s=30.0) as sim:
         sim.take_late_max_s()
-        activity.delay_s = 0.4
-        assert wait_for(lambda: activity.delay_s == 0.0, timeout_s=5.0)
+        activity.hold(0.4)
+        assert activity.held.wait(5.0)
         assert wait_for(lambda: sim._late_max_s >= 0.3, timeout_s=5.0)
         assert sim.take_late_max_s() >= 0.3
         assert sim.take_late_max_s() < 0.3  # taken: the next call reports only what came after
