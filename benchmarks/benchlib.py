@@ -1,4 +1,4 @@
-"""Shared by the benchmark scripts: which model, running the agent, small statistics.
+"""Shared by the benchmark scripts: which model, running the agent, small statistics, a virtual farm's boards.
 
 The benchmarks run the agent the way the orchestrator does (``python -m
 device_agent run -``, spec on stdin) and compare side by side in one run,
@@ -56,6 +56,14 @@ def base_spec(model: Path, job_id: str, min_duration_s: float) -> Dict[str, Any]
             "rules": {"warmup_runs": 10, "min_count": 20, "min_duration_s": min_duration_s,
                       "max_duration_s": min_duration_s + 30.0},
             "output_dir": "", "progress_interval_s": 5.0}
+
+
+def mixed_farm_specs(n: int, tag: str) -> list:
+    """``n`` virtual boards, Odroid XU3 and HiKey 970 alternating: ``xu3-<tag>-0``, ``hikey-<tag>-1``, ..."""
+    from orchestrator.virtual.farm import BoardSpec  # only the farm benchmarks need it
+
+    return [BoardSpec(f"{'xu3' if i % 2 == 0 else 'hikey'}-{tag}-{i}", "odroid_xu3" if i % 2 == 0 else "hikey970")
+            for i in range(n)]
 
 
 def median(values: List[float]) -> float:

@@ -26,14 +26,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from orchestrator.virtual.farm import BoardSpec, VirtualFarm, teardown  # noqa: E402
+from benchlib import mixed_farm_specs  # noqa: E402
+from orchestrator.virtual.farm import VirtualFarm, teardown  # noqa: E402
 
 
 def farm_cpu(n: int, seconds: float, shared: bool, state: Path) -> dict:
     """One farm of ``n`` idle boards: its process's CPU (cores) over ``seconds`` and its worst tick lateness."""
-    specs = [BoardSpec(f"{'xu3' if i % 2 == 0 else 'hikey'}-cpu-{i}", "odroid_xu3" if i % 2 == 0 else "hikey970")
-             for i in range(n)]
-    farm = VirtualFarm(state, specs, max_lifetime_s=600, share_proc_index=shared)
+    farm = VirtualFarm(state, mixed_farm_specs(n, "cpu"), max_lifetime_s=600, share_proc_index=shared)
     try:
         farm.up()
         farm.wait_ready(max(30, n))

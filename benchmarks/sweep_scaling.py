@@ -22,8 +22,8 @@ from the provisioned one, so each measures idle power and bandwidth as a first s
 report of one size is waited for before the next). Each row then also says how
 long the farm took to come up, the controller's peak memory and open files (its process tree), per job
 the wall beyond the window and the controller's CPU, the idle windows that failed, and how late the farm's
-board simulators ticked at worst during the sweep (a tick later than a sensor's period skips conversions). Its figures are of simulated boards: a measure of the
-controller, not of any SoC. --compare-switch-interval-s 0.005 sweeps the largest size once more with
+board simulators ticked at worst during the sweep (a tick later than a sensor's period skips conversions).
+Its figures are of simulated boards: a measure of the controller, not of any SoC. --compare-switch-interval-s 0.005 sweeps the largest size once more with
 Python's default interpreter switch interval instead of the sweep's own (orchestrator.cli), side by side.
 
 Prints one row per size (with where the time went), then the worst ratio last.
@@ -48,6 +48,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchlib import mixed_farm_specs  # noqa: E402
 from orchestrator.cli import SWEEP_SWITCH_INTERVAL_S  # noqa: E402
 from orchestrator.report.background import wait_for_pending  # noqa: E402
 from orchestrator.results.store import RunDir  # noqa: E402
@@ -212,8 +213,7 @@ def run_simulated(sizes: list[int], jobs_per_board: int, window_s: float, work: 
     first n boards, with the provisioned state copied (without the idle-power and bandwidth cache, so every
     size measures those as a first sweep does). The boards beyond n stay up, idle."""
     n_max = max(sizes)
-    specs = [BoardSpec(f"{'xu3' if i % 2 == 0 else 'hikey'}-sim-{i}", "odroid_xu3" if i % 2 == 0 else "hikey970")
-             for i in range(n_max)]
+    specs = mixed_farm_specs(n_max, "sim")
     state = work / "farm"
     farm = VirtualFarm(state, specs, max_lifetime_s=4 * 3600)
     rows = []
