@@ -23,8 +23,9 @@ report of one size is waited for before the next). Each row then also says how
 long the farm took to come up, the controller's peak memory and open files (its process tree), per job
 the wall beyond the window and the controller's CPU, the idle windows that failed, and how late the farm's
 board simulators ticked at worst during the sweep (a tick later than a sensor's period skips conversions).
-Its figures are of simulated boards: a measure of the controller, not of any SoC. --compare-switch-interval-s 0.005 sweeps the largest size once more with
-Python's default interpreter switch interval instead of the sweep's own (orchestrator.cli), side by side.
+Its figures are of simulated boards: a measure of the controller, not of any SoC.
+--compare-switch-interval-s 0.005 sweeps the largest size once more with Python's default interpreter
+switch interval instead of the sweep's own (orchestrator.cli), side by side.
 
 Prints one row per size (with where the time went), then the worst ratio last.
 """
