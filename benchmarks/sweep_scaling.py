@@ -164,6 +164,7 @@ def measure_sweep(n: int, exp: Path, common: list[str], simulated: bool, up_s: f
         if not results["emulated"].fillna("").str.startswith("simulated").all():
             raise SystemExit(f"sweep on {n} boards: rows not labelled simulated")
         extra = {"up_s": up_s, "job_overhead_ms": 1e3 * per_job_overhead(events, results),
+                 **step_means(events, results),
                  # the same without the agent's warm-up runs (modelled inference outside the window)
                  "ctl_overhead_ms": 1e3 * per_job_overhead(events, results, agent_warmups(run_dir, results)),
                  "ctl_cpu_per_job_ms": 1e3 * cpu_s / len(results), "ctl_rss_mib": sampler.rss_mib,
@@ -296,6 +297,19 @@ def per_job_overhead(events: list[dict], results: pd.DataFrame, warmups: dict[st
         warm = sum(warmups.get(j, 0.0) for j in rows.job_id) if warmups else 0.0
         worst = max(worst, float(max(ends) - min(starts) - rows.duration_s.sum() - warm) / len(rows))
     return worst
+
+
+def step_means(events: list[dict], results: pd.DataFrame) -> dict[str, float]:
+    """Mean ms per job of each of the controller's steps (the journal's ``steps_ms``, every board's jobs), the
+    agent's request as its part beyond the window (``agent_extra``: model load, warm-up, events, summary)."""
+    steps = pd.DataFrame([{"job_id": e["job_id"], **e["steps_ms"]} for e in events
+                          if e.get("state") == "done" and "steps_ms" in e])
+    if steps.empty:
+        return {}
+    window_s = steps.job_id.map(results.set_index("job_id").duration_s)
+    steps = steps.drop(columns="job_id")
+    steps["agent"] -= 1e3 * window_s
+    return {f"{'agent_extra' if c == 'agent' else c}_ms": float(steps[c].mean()) for c in steps.columns}
 
 
 def agent_warmups(run_dir: Path, results: pd.DataFrame) -> dict[str, float]:

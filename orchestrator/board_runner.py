@@ -112,6 +112,8 @@ class MeasuredJob:
     cooldown: Cooldown | None
     trace_csv: Path
     power_csv: Path | None
+    #: where the controller's time went, step -> ms (journalled with ``done``: see :class:`StepTimer`)
+    steps_ms: dict[str, float] = field(default_factory=dict)
 
 
 class StoreBehind:
@@ -139,6 +141,25 @@ class StoreBehind:
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+
+
+class StepTimer:
+    """Milliseconds per step of one job on the controller, for the journal's ``done`` entry (``steps_ms``):
+    clock_before / clock_after (the clock estimates around the window), agent (the request: model load,
+    warm-up, window, summary), meter (reading the supply meter up to the window's end), fetch (trace and
+    power files, verified), settle (waiting for the previous job's store), store (this job's rows, on the
+    store thread). Where a job's time beyond its window goes, as the farm grows."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ms: dict[str, float] = {}
+        self._clock = clock
+        self._t = clock()
+
+    def lap(self, step: str) -> None:
+        """The time since the last lap (or the start) is ``step``'s (added to it, if it had one)."""
+        now = self._clock()
+        self.ms[step] = round(self.ms.get(step, 0.0) + 1e3 * (now - self._t), 3)
+        self._t = now
 
 
 #: round trips to the board's clock before and after each job: a supply meter's samples are aligned with the
@@ -380,8 +401,10 @@ class BoardRunner:
                 measured = self._run_with_retries(job, transport, meter, acc)
                 if measured is None:  # failed, or stopped before a retry
                     pending.remove(job)
+                t_settle = time.monotonic()
                 self._settle(behind, pending, acc)  # the job before, stored while this one was measured
                 if measured is not None:
+                    measured.steps_ms["settle"] = round(1e3 * (time.monotonic() - t_settle), 3)
                     behind.submit(measured, lambda m: self._store(m, acc))
         finally:
             self._settle(behind, pending, acc, retry=False)
@@ -668,6 +691,7 @@ class BoardRunner:
                      "t_wall": time.time()})
         self.progress.job_started(job)
         timeout_s = job.rules.max_duration_s * 2 + 300
+        steps = StepTimer()
         local_dir = run.job_dir(job.job_id) / f"attempt-{attempt}"
         local_dir.mkdir(parents=True, exist_ok=True)
         with open(local_dir / "events.jsonl", "a", encoding="utf-8") as events_file:
@@ -678,16 +702,20 @@ class BoardRunner:
 
             probes = CLOCK_PROBES_METER if meter is not None else CLOCK_PROBES
             before = transport.clock_offset(probes)
+            steps.lap("clock_before")
             if meter is not None:
                 meter.begin()
             try:
                 outcome = transport.run_agent(self._spec(job, attempt), on_event, timeout_s)
                 summary = outcome.raise_for_failure(f"{job.board}/{job.job_id}")
+                steps.lap("agent")
                 clock = JobClock(before, transport.clock_offset(probes))
+                steps.lap("clock_after")
                 capture = None
                 if meter is not None:  # read the meter until it holds a point at or past the window's end
                     end_s = clock.to_controller_ns(summary["window"]["end_mono_ns"]) / 1e9
                     capture = meter.finish(until_s=end_s)
+                    steps.lap("meter")
             except BaseException:
                 if meter is not None:
                     meter.abandon()
@@ -695,14 +723,17 @@ class BoardRunner:
         trace = self._fetch_verified(transport, summary["trace"], local_dir, job, "trace.csv")
         power_csv = (self._fetch_verified(transport, summary["power"], local_dir, job, "power.csv")
                      if summary.get("power") else None)
+        steps.lap("fetch")
         zones = (summary.get("platform") or {}).get("thermal") or {}
         self._last_window_c = {z: v["max_mdegc"] / 1000 for z, v in zones.items() if v.get("max_mdegc") is not None}
-        return MeasuredJob(job, attempt, outcome, summary, clock, meter, capture, self._cooldown, trace, power_csv)
+        return MeasuredJob(job, attempt, outcome, summary, clock, meter, capture, self._cooldown, trace, power_csv,
+                           steps.ms)
 
     def _store(self, m: MeasuredJob, acc: SweepOutcome) -> None:
         """A measured job's rows (results, latencies, power with its figures) written, then ``done``
         journalled: on the board's store thread, while the board measures its next job."""
         run, job = self.run, m.job
+        t_store = time.monotonic()
         latencies = _trace_frame(m.trace_csv, run.run_id, job.job_id)
         row = result_row(run.run_id, job, self.facts, m.outcome, self.git_rev, m.clock, no_power(),
                          self.board.thermal, m.cooldown,
@@ -714,8 +745,9 @@ class BoardRunner:
             run.write_table("power", job.job_id, power)
         run.write_table("latencies", job.job_id, latencies)
         run.write_table("results", job.job_id, [row])
+        steps_ms = {**m.steps_ms, "store": round(1e3 * (time.monotonic() - t_store), 3)}
         run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": m.attempt,
-                     "t_wall": time.time(), "verdict": row["verdict"]})
+                     "t_wall": time.time(), "verdict": row["verdict"], "steps_ms": steps_ms})
         acc.done.append(job.job_id)
         acc.status_rows[job.job_id] = {c: row[c] for c in STATUS_COLUMNS}
         if row["verdict"] == "VALID" and not job.is_coexec:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from orchestrator import board_runner
-from orchestrator.board_runner import BoardRunner, SweepOutcome
+from orchestrator.board_runner import BoardRunner, StepTimer, SweepOutcome
 from orchestrator.config.experiment import MeasurementRules
 from orchestrator.config.inventory import Board, Component
 from orchestrator.errors import BoardLockLost
@@ -90,6 +90,20 @@ def test_a_job_is_stored_while_the_next_one_is_measured(monkeypatch, tmp_path):
     assert states.index(("started", "0002-cpu0")) < states.index(("done", "0001-cpu0"))
     # every job is done before the board's share ends (the last store is waited for)
     assert len(pd.read_parquet(run.path / "results")) == 3
+    # where each job's time went on the controller, journalled with its done (no meter on this board)
+    steps = [e["steps_ms"] for e in run.journal_records() if e.get("state") == "done"]
+    assert [sorted(s) for s in steps] == [["agent", "clock_after", "clock_before", "fetch", "settle", "store"]] * 3
+    assert all(v >= 0 for s in steps for v in s.values())
+
+
+def test_a_step_timer_gives_each_step_the_time_since_the_last_lap():
+    ticks = iter([10.0, 10.5, 12.0, 12.25, 13.0])
+    timer = StepTimer(clock=lambda: next(ticks))
+    timer.lap("clock_before")
+    timer.lap("agent")
+    timer.lap("fetch")
+    timer.lap("fetch")  # a step timed twice (e.g. two files) adds up
+    assert timer.ms == {"clock_before": 500.0, "agent": 1500.0, "fetch": 1000.0}
 
 
 def test_a_store_that_fails_measures_the_job_again(monkeypatch, tmp_path):
