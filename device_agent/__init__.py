@@ -6,5 +6,5 @@ the Python standard library (>= 3.8), numpy and a TFLite interpreter module.
 It never imports ``orchestrator`` or TensorFlow.
 """
 
-AGENT_VERSION = "1.8.0"
+AGENT_VERSION = "1.9.0"
 PROTOCOL_VERSION = 1

@@ -36,7 +36,7 @@ def main(argv: Optional[List[str]] = None, out: Optional[IO[str]] = None) -> int
     if args.command == "serve":
         from device_agent.serve import serve
 
-        return serve(sys.stdin, out)
+        return serve(sys.stdin, out, preload=args.preload)
     return _run(args.spec, out, idle=args.command == "idle")
 
 
@@ -48,8 +48,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("spec", metavar="SPEC", help="job spec file (JSON), or - for stdin")
     idle = sub.add_parser("idle", help="sample the power sensors with nothing running; events as JSON lines")
     idle.add_argument("spec", metavar="SPEC", help="idle spec file (JSON), or - for stdin")
-    sub.add_parser("serve", help="run requests ({command, spec} JSON lines on stdin) one after another, "
-                                  "in one process; events as JSON lines")
+    srv = sub.add_parser("serve", help="run requests ({command, spec} JSON lines on stdin) one after another, "
+                                       "in one process; events as JSON lines")
+    srv.add_argument("--no-preload", dest="preload", action="store_false",
+                     help="do not import the TFLite runtime before the first request (a board whose components "
+                          "need none: simulated ones)")
     sub.add_parser("version", help="print agent and runtime versions as JSON")
     bw = sub.add_parser("membw", help="STREAM-like memory bandwidth (copy/scale/add/triad), JSON on stdout")
     bw.add_argument("--cpus", required=True, help="CPU ids, one pinned thread each, e.g. 0 or 4,5")

@@ -14,8 +14,8 @@ by the request's ``summary`` or ``error``; ``clock`` is answered at once with
 one ``clock`` event (its ``t_mono_ns`` is the board's clock), so that the
 controller can estimate the offset of the clocks around every job. Before the first request it imports
 the TFLite runtime (``preload_runtime``: a controller that starts the server ahead of its first job has
-that cost behind it) and writes one ``ready`` event (its pid and version). End of stdin ends it (exit 0); a
-SIGTERM or SIGINT ends the running request with an ``Interrupted`` error
+that cost behind it; not with ``--no-preload``) and writes one ``ready`` event (its pid and version).
+End of stdin ends it (exit 0); a SIGTERM or SIGINT ends the running request with an ``Interrupted`` error
 event (frequencies and sensors restored, as in ``run``) and then the process.
 
 Each request starts from the same state as a fresh process: the CPU
@@ -45,9 +45,10 @@ class _Stop(Exception):
     """Raised by the signal handler while waiting for a request."""
 
 
-def serve(requests: IO[str], out: IO[str]) -> int:
+def serve(requests: IO[str], out: IO[str], preload: bool = True) -> int:
     """Answer requests until end of input or a signal; the exit code of the last request that failed on a
-    signal, else 0."""
+    signal, else 0. ``preload``: import the TFLite runtime before the first request (``--no-preload``: a
+    board whose components need none; a request that does need it imports it then)."""
     events = EventWriter(out)
     state = {"stopping": False, "busy": False}
     initial_cpus = _affinity()
@@ -60,7 +61,8 @@ def serve(requests: IO[str], out: IO[str]) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        preload_runtime()
+        if preload:
+            preload_runtime()
         events.emit("ready", agent_version=AGENT_VERSION, pid=os.getpid(), commands=list(COMMANDS))
         while not state["stopping"]:
             line = requests.readline()

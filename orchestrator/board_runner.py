@@ -169,12 +169,19 @@ class StepTimer:
 CLOCK_PROBES_METER = 8
 CLOCK_PROBES = 3
 
+def needs_runtime(board: Board) -> bool:
+    """Whether a job on ``board`` may load the TFLite runtime: not when every component is ``simulated``
+    (a modelled latency). Its agent server then starts without importing it (``serve --no-preload``): ~0.1 s
+    of CPU per board that 64 virtual boards would all spend at once, on this machine, before their first job."""
+    return any(c.kind != "simulated" for c in board.components)
+
+
 def open_transport(board: Board, facts: BoardFacts) -> Transport:
     if board.connection == "local":
-        return LocalTransport(facts, prestart=True)
+        return LocalTransport(facts, prestart=True, preload=needs_runtime(board))
     from orchestrator.transport.ssh import SshTransport  # paramiko: only for boards that need it
 
-    return SshTransport(board, python=facts.python, agent_dir=facts.agent_dir)
+    return SshTransport(board, python=facts.python, agent_dir=facts.agent_dir, preload=needs_runtime(board))
 
 
 def _trace_frame(path: Path, run_id: str, job_id: str) -> pd.DataFrame:

@@ -18,6 +18,11 @@ from orchestrator.transport.clock import ClockOffset
 EventCallback = Callable[[dict[str, Any]], None]
 
 
+def serve_args(preload: bool) -> list[str]:
+    """The agent's arguments for a server: ``--no-preload`` for a board that needs no TFLite runtime."""
+    return ["serve"] if preload else ["serve", "--no-preload"]
+
+
 def agent_command(python: str, agent_dir: str, *args: str) -> str:
     """The shell command that runs ``python -m device_agent ARGS`` on a board, from the agent's folder
     (the agent is copied there, not installed)."""

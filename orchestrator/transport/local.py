@@ -10,18 +10,20 @@ from typing import Any
 
 from orchestrator.errors import AgentError
 from orchestrator.provision.runner import BoardFacts
-from orchestrator.transport.agent import AgentOutcome, EventCallback
+from orchestrator.transport.agent import AgentOutcome, EventCallback, serve_args
 from orchestrator.transport.clock import SAME_CLOCK, ClockOffset
 from orchestrator.transport.process import close_and_wait
 from orchestrator.transport.served import AgentServer, ServedTransport, ServerStreams
 
 
 class LocalTransport(ServedTransport):
-    def __init__(self, facts: BoardFacts, prestart: bool = False):
+    def __init__(self, facts: BoardFacts, prestart: bool = False, preload: bool = True):
         """``prestart``: start the agent's process now, without waiting for it, so that its start (Python, its
         imports and the TFLite runtime's, about 0.15 s) overlaps the controller's own set-up of the board (the
-        meter, the caches); the first request then waits for its ``ready`` as usual."""
+        meter, the caches); the first request then waits for its ``ready`` as usual. ``preload``: the agent
+        imports the TFLite runtime before its first request (False: a board whose components need none)."""
         self.facts = facts
+        self.preload = preload
         self._server: AgentServer | None = None
         self._spawned: subprocess.Popen | None = self._spawn() if prestart else None
 
@@ -54,7 +56,8 @@ class LocalTransport(ServedTransport):
     def _spawn(self) -> subprocess.Popen:
         env = dict(os.environ, PYTHONPATH=self.facts.agent_dir, PYTHONDONTWRITEBYTECODE="1")
         try:
-            return subprocess.Popen([self.facts.python, "-m", "device_agent", "serve"], cwd=self.facts.agent_dir,
+            return subprocess.Popen([self.facts.python, "-m", "device_agent", *serve_args(self.preload)],
+                                    cwd=self.facts.agent_dir,
                                     env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         except OSError as exc:
             raise AgentError(f"{self.facts.board}: cannot start the agent: {exc}", retryable=False) from None

@@ -19,7 +19,7 @@ from invoke.exceptions import UnexpectedExit
 from orchestrator.config.inventory import Board
 from orchestrator.errors import AgentError, SocfarmError
 from orchestrator.errors import BoardUnreachable, HostKeyError, SshAuthError  # noqa: F401 - here for callers
-from orchestrator.transport.agent import AgentOutcome, EventCallback, agent_command
+from orchestrator.transport.agent import AgentOutcome, EventCallback, agent_command, serve_args
 from orchestrator.transport.clock import ClockOffset, estimate_offset
 from orchestrator.transport.served import AgentServer, ServedTransport, ServerStreams
 
@@ -71,10 +71,13 @@ def connect(board: Board) -> Connection:
 
 
 class SshTransport(ServedTransport):
-    def __init__(self, board: Board, python: str, agent_dir: str):
+    def __init__(self, board: Board, python: str, agent_dir: str, preload: bool = True):
+        """``preload``: the agent server imports the TFLite runtime before its first request (False: a board
+        whose components need none)."""
         self.board = board
         self.python = python
         self.agent_dir = agent_dir
+        self.preload = preload
         self._conn: Connection | None = None
         self._server: AgentServer | None = None
 
@@ -150,7 +153,7 @@ class SshTransport(ServedTransport):
         """``device_agent serve`` on a channel of its own, for every job of this connection."""
         timeout_s = self.board.ssh.connect_timeout_s
         channel = self.conn.client.get_transport().open_session(timeout=timeout_s)
-        channel.exec_command(agent_command(self.python, self.agent_dir, "serve"))
+        channel.exec_command(agent_command(self.python, self.agent_dir, *serve_args(self.preload)))
 
         def exit_status() -> int | None:
             return channel.recv_exit_status() if channel.status_event.wait(timeout_s) else -1

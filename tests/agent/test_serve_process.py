@@ -124,3 +124,39 @@ def test_model_digest_is_read_again_when_the_file_changes(tmp_path):
     os.utime(model, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))  # ... new modification time
     second = verify_model_file(str(model), None)
     assert second != first
+
+
+def _runtime_mapped(pid: int) -> bool:
+    """Whether the process has the TFLite runtime's native library mapped (it imported the runtime)."""
+    maps = open(f"/proc/{pid}/maps").read()
+    return "ai_edge_litert" in maps or "tflite_runtime" in maps
+
+
+def test_no_preload_serves_a_simulated_job_without_ever_importing_the_runtime(tmp_path):
+    """``serve`` imports the runtime before its ``ready``; ``serve --no-preload`` (a board of simulated
+    components) does not, and a simulated job needs none: the process never maps the runtime's library."""
+    sim = {"name": "npu", "kind": "simulated", "cpus": [0], "ms_per_inference": 1.0, "ms_per_mib": 0.0, "sigma": 0.0}
+    spec = job_spec(fixture_model("float32"), tmp_path / "job", job_id="s/1", component=sim,
+                    rules={"warmup_runs": 1, "min_count": 5, "min_duration_s": 0.05})
+    del spec["component"]["threads"]
+    mapped = {}
+    for args in (["serve"], ["serve", "--no-preload"]):
+        proc = subprocess.Popen([sys.executable, "-m", "device_agent", *args], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
+                                env=agent_env())
+        try:
+            assert json.loads(proc.stdout.readline())["event"] == "ready", proc.stderr.read()
+            at_ready = _runtime_mapped(proc.pid)
+            proc.stdin.write(request(spec))
+            proc.stdin.flush()
+            events = [json.loads(proc.stdout.readline())]
+            while events[-1]["event"] not in ("summary", "error"):
+                events.append(json.loads(proc.stdout.readline()))
+            assert events[-1]["event"] == "summary" and events[-1]["verdict"] == "VALID", events[-1]
+            mapped[args[-1]] = (at_ready, _runtime_mapped(proc.pid))
+        finally:
+            proc.stdin.close()
+            assert proc.wait(timeout=30) == 0
+            proc.stdout.close()
+            proc.stderr.close()
+    assert mapped == {"serve": (True, True), "--no-preload": (False, False)}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from orchestrator.board_runner import needs_runtime
+from orchestrator.config.inventory import Board, Component
 from orchestrator.provision.runner import BoardFacts
 from orchestrator.transport.local import LocalTransport
 from tests.agent.agent_proc import REPO, fixture_model, job_spec
@@ -42,3 +44,15 @@ def _running(pid: int) -> bool:
             return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except OSError:
         return False
+
+
+def test_a_board_of_simulated_components_starts_its_agent_without_the_runtime():
+    sim = Component(name="npu", kind="simulated", cpus=[0], ms_per_inference=2.0, **{"class": "npu"})
+    cpu = Component(name="big", cpus=[0])
+    assert not needs_runtime(Board(name="s", soc="kirin970", work_dir="/w", components=[sim]))
+    assert needs_runtime(Board(name="m", soc="kirin970", work_dir="/w", components=[sim, cpu]))
+    for preload, args in ((True, ["serve"]), (False, ["serve", "--no-preload"])):
+        transport = LocalTransport(_facts(), prestart=True, preload=preload)
+        spawned = transport._spawned.args
+        assert spawned[-len(args):] == args and spawned[-len(args) - 1] == "device_agent"
+        transport.close()
