@@ -79,6 +79,11 @@ class ProcessIndex:
     it, so the farm lists ``/proc`` and stats each process's ``ns/net`` once per refresh instead of once
     per board (at 64 boards the per-board scans were three quarters of the simulators' CPU). A process's
     namespace is looked up again after ``REVALIDATE_S`` (pids are reused).
+
+    One board's tick lists again; the others meanwhile take the listing before it (at most ``max_age_s``
+    plus one listing old) instead of queueing behind it: with a whole farm waiting on one listing, a sweep's
+    start (hundreds of processes born and gone within seconds) held every simulator's tick up by seconds,
+    and XU3 sensors then missed conversions in their idle windows.
     """
 
     def __init__(self, *, proc: Path = Path("/proc"), max_age_s: float = 0.0):
@@ -92,11 +97,18 @@ class ProcessIndex:
 
     def pids_in(self, ns: tuple[int, int]) -> list[int]:
         """The processes in namespace ``ns`` (its ``(st_dev, st_ino)``) as of a listing at most ``max_age_s`` old."""
-        with self._lock:
-            now = time.monotonic()
-            if self._listed_at is None or now - self._listed_at >= self.max_age_s:
-                self._refresh(now)
-            return list(self._by_ns.get(ns, ()))
+        if self._listed_at is None:  # nothing listed yet: wait for the first listing
+            with self._lock:
+                if self._listed_at is None:
+                    self._refresh(time.monotonic())
+        elif time.monotonic() - self._listed_at >= self.max_age_s and self._lock.acquire(blocking=False):
+            try:  # (a listing under way in another thread: the previous one serves meanwhile)
+                now = time.monotonic()
+                if now - self._listed_at >= self.max_age_s:
+                    self._refresh(now)
+            finally:
+                self._lock.release()
+        return list(self._by_ns.get(ns, ()))
 
     def _refresh(self, now: float) -> None:
         ns_of: dict[int, tuple[tuple[int, int] | None, float]] = {}

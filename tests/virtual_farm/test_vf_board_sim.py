@@ -403,6 +403,42 @@ def test_a_process_index_lists_again_once_its_listing_is_older_than_max_age(tmp_
     assert index.refreshes == 2
 
 
+def test_a_board_does_not_wait_for_a_listing_under_way_in_another_boards_tick(tmp_path):
+    """While one tick lists /proc (held here), another board's tick answers at once from the last listing."""
+    proc = tmp_path / "proc"
+    other_ns = tmp_path / "not-a-namespace"
+    other_ns.write_text("")
+    fake_proc(proc, {100: {100: (0, "1")}}, {100}, other_ns)
+
+    class HeldIndex(ProcessIndex):
+        def __init__(self):
+            super().__init__(proc=proc, max_age_s=0.0)
+            self.listing, self.release = threading.Event(), threading.Event()
+            self.hold = False
+
+        def _refresh(self, now):
+            if self.hold:
+                self.listing.set()
+                assert self.release.wait(30), "the other board's tick never came back"
+            super()._refresh(now)
+
+    index = HeldIndex()
+    ns = (os.stat("/proc/self/ns/net").st_dev, os.stat("/proc/self/ns/net").st_ino)
+    assert index.pids_in(ns) == [100]  # the first listing
+    fake_proc(proc, {200: {200: (0, "1")}}, {200}, other_ns)
+    index.hold = True
+    lister = threading.Thread(target=index.pids_in, args=(ns,))
+    lister.start()
+    assert index.listing.wait(30)
+    index.hold = False
+    try:
+        assert index.pids_in(ns) == [100]  # the last listing, while the new one is under way
+    finally:
+        index.release.set()
+        lister.join(30)
+    assert index.refreshes == 2 and sorted(index.pids_in(ns)) == [100, 200]  # (100 is still in the tree)
+
+
 class _SlowOnce(FixedActivity):
     """An activity source whose next call after ``hold(s)`` takes ``s`` (a tick held up, as by a starved
     interpreter); ``held`` is set once that call has slept."""
