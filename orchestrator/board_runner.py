@@ -169,6 +169,7 @@ class StepTimer:
 CLOCK_PROBES_METER = 8
 CLOCK_PROBES = 3
 
+
 def needs_runtime(board: Board) -> bool:
     """Whether a job on ``board`` may load the TFLite runtime: not when every component is ``simulated``
     (a modelled latency). Its agent server then starts without importing it (``serve --no-preload``): ~0.1 s
