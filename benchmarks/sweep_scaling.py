@@ -21,7 +21,9 @@ size comes up and is provisioned once, then each size sweeps its first n boards 
 from the provisioned one, so each measures idle power and bandwidth as a first sweep does; the background
 report of one size is waited for before the next). Each row then also says how
 long the farm took to come up, the controller's peak memory and open files (its process tree), per job
-the wall beyond the window and the controller's CPU, the idle windows that failed, and how late the farm's
+the wall beyond the window and the controller's CPU, the mean of each of the controller's steps (the
+journal's ``steps_ms``: clock estimates, the agent's request beyond the window, fetch, store), the idle windows
+that failed, and how late the farm's
 board simulators ticked at worst during the sweep (a tick later than a sensor's period skips conversions).
 Its figures are of simulated boards: a measure of the controller, not of any SoC.
 --compare-switch-interval-s 0.005 sweeps the largest size once more with Python's default interpreter
