@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 from device_agent.affinity import available_cpus
 from device_agent.modelfile import verify_model_file
@@ -144,6 +145,8 @@ def test_no_preload_serves_a_simulated_job_without_ever_importing_the_runtime(tm
         proc = subprocess.Popen([sys.executable, "-m", "device_agent", *args], stdin=subprocess.PIPE,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=str(REPO),
                                 env=agent_env())
+        watchdog = threading.Timer(60, proc.kill)  # a hung agent ends the reads below (EOF) instead of the run
+        watchdog.start()
         try:
             assert json.loads(proc.stdout.readline())["event"] == "ready", proc.stderr.read()
             at_ready = _runtime_mapped(proc.pid)
@@ -157,6 +160,7 @@ def test_no_preload_serves_a_simulated_job_without_ever_importing_the_runtime(tm
         finally:
             proc.stdin.close()
             assert proc.wait(timeout=30) == 0
+            watchdog.cancel()
             proc.stdout.close()
             proc.stderr.close()
     assert mapped == {"serve": (True, True), "--no-preload": (False, False)}
