@@ -409,10 +409,11 @@ class BoardRunner:
                 measured = self._run_with_retries(job, transport, meter, acc)
                 if measured is None:  # failed, or stopped before a retry
                     pending.remove(job)
-                t_settle = time.monotonic()
+                settle = StepTimer()
                 self._settle(behind, pending, acc)  # the job before, stored while this one was measured
                 if measured is not None:
-                    measured.steps_ms["settle"] = round(1e3 * (time.monotonic() - t_settle), 3)
+                    settle.lap("settle")
+                    measured.steps_ms.update(settle.ms)
                     behind.submit(measured, lambda m: self._store(m, acc))
         finally:
             self._settle(behind, pending, acc, retry=False)
@@ -741,7 +742,7 @@ class BoardRunner:
         """A measured job's rows (results, latencies, power with its figures) written, then ``done``
         journalled: on the board's store thread, while the board measures its next job."""
         run, job = self.run, m.job
-        t_store = time.monotonic()
+        store = StepTimer()
         latencies = _trace_frame(m.trace_csv, run.run_id, job.job_id)
         row = result_row(run.run_id, job, self.facts, m.outcome, self.git_rev, m.clock, no_power(),
                          self.board.thermal, m.cooldown,
@@ -753,7 +754,8 @@ class BoardRunner:
             run.write_table("power", job.job_id, power)
         run.write_table("latencies", job.job_id, latencies)
         run.write_table("results", job.job_id, [row])
-        steps_ms = {**m.steps_ms, "store": round(1e3 * (time.monotonic() - t_store), 3)}
+        store.lap("store")
+        steps_ms = {**m.steps_ms, **store.ms}
         run.journal({"job_id": job.job_id, "state": "done", "board": job.board, "attempt": m.attempt,
                      "t_wall": time.time(), "verdict": row["verdict"], "steps_ms": steps_ms})
         acc.done.append(job.job_id)
