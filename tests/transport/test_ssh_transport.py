@@ -12,7 +12,14 @@ import pytest
 
 from orchestrator.checksum import sha256_file
 from orchestrator.errors import AgentError
-from orchestrator.transport.ssh import BoardUnreachable, HostKeyError, SshAuthError, SshTransport, connect
+from orchestrator.transport.ssh import (
+    IDLE_POLL_S,
+    BoardUnreachable,
+    HostKeyError,
+    SshAuthError,
+    SshTransport,
+    connect,
+)
 from tests.conftest import FIXTURE_ZOO, REPO
 
 
@@ -104,6 +111,21 @@ def test_clock_offset_of_the_same_machine_is_near_zero(transport):
     assert offset.uncertainty_ns < 50_000_000
     # same kernel clock: the true offset is 0, so the estimate lies within its uncertainty
     assert abs(offset.offset_ns) <= offset.uncertainty_ns + 1_000_000
+
+
+def test_a_connection_s_thread_wakes_every_idle_poll_s_and_ends_after_close(sshd, tmp_path):
+    """Paramiko reads the poll interval from the transport it was given: its socket's timeout says whether our
+    interval reached it (its own is 0.1 s; a paramiko that renamed the attribute would fail here)."""
+    assert IDLE_POLL_S != 0.1
+    conn = connect(sshd.board(tmp_path))
+    thread = conn.client.get_transport()
+    try:
+        assert thread.sock.gettimeout() == IDLE_POLL_S
+        assert conn.run("echo up", hide=True, in_stream=False).stdout.strip() == "up"
+    finally:
+        conn.close()
+    thread.join(timeout=30 * IDLE_POLL_S)  # it ends at its next wake-up (bounded: the test cannot hang)
+    assert not thread.is_alive()
 
 
 def test_wrong_key_is_an_authentication_error(sshd, tmp_path):
