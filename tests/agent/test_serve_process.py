@@ -159,8 +159,8 @@ def test_no_preload_serves_a_simulated_job_without_ever_importing_the_runtime(tm
             mapped[args[-1]] = (at_ready, _runtime_mapped(proc.pid))
         finally:
             proc.stdin.close()
+            watchdog.cancel()  # before the assertion: a failing run is not held 60 s more by the timer's thread
             assert proc.wait(timeout=30) == 0
-            watchdog.cancel()
             proc.stdout.close()
             proc.stderr.close()
     assert mapped == {"serve": (True, True), "--no-preload": (False, False)}
