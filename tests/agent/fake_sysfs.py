@@ -93,6 +93,8 @@ class FakeDriver:
         self.kind = kind
         self.max_s = max_s
         self.published: Dict[str, List[Values]] = {rail: [] for rail in dirs}
+        # monotonic ns just after conversion k of a rail was published (a reader can see it from then on)
+        self.published_ns: Dict[str, List[int]] = {rail: [] for rail in dirs}
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -122,6 +124,7 @@ class FakeDriver:
                 else:
                     values = self.values(rail, len(self.published[rail]))
                     write_hwmon(d, values)
+                self.published_ns[rail].append(time.monotonic_ns())
                 self.published[rail].append(values)
             if time.monotonic() >= deadline or self._stop.wait(self.period_s):
                 return
