@@ -29,7 +29,6 @@ from device_agent.modelfile import verify_model_file
 from device_agent.outputs import make_output_dir, power_fields, wall_offset, window_fields
 from device_agent.platform.control import PlatformSession
 from device_agent.power.session import PowerSession
-from device_agent.runtime import import_runtime
 from device_agent.spec import JobSpec
 from device_agent.spec_components import NO_RUNTIME_KINDS
 from device_agent.stats import latency_ms, throughput_ips
@@ -87,7 +86,12 @@ def _run_isolated(spec: JobSpec, events: EventWriter, model_sha256: str, cpus_ef
                   on_open: Callable[[], None], on_close: Callable[[], None],
                   clock_ns: Callable[[], int]) -> Any:
     comp = spec.component
-    runtime = import_runtime() if comp.kind not in NO_RUNTIME_KINDS else None
+    if comp.kind in NO_RUNTIME_KINDS:
+        runtime = None
+    else:
+        from device_agent.runtime import import_runtime  # numpy with it: not for a simulated component
+
+        runtime = import_runtime()
     backend = open_backend(spec, comp, "component", runtime)
     events.emit(
         "started",

@@ -67,6 +67,32 @@ def test_latency_percentiles_in_ms():
     assert all(isinstance(v, float) for v in lat.values())
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 10, 101, 1000, 20000])
+def test_latency_without_numpy_is_numpys_to_the_bit(monkeypatch, n):
+    """A board of simulated components summarises without numpy (it never imports it); the figures are the
+    ones numpy gives: percentiles, min and max equal, the mean within rounding."""
+    import random
+    import sys
+
+    import numpy as np
+
+    rng = random.Random(n)
+    starts = [rng.randrange(10 ** 12) for _ in range(n)]
+    ends = [s + rng.choice([rng.randrange(10 ** 4, 10 ** 8), 1234567]) for s in starts]  # ties too
+    with_numpy = latency_ms(starts, ends)
+    durations = (np.asarray(ends, dtype=np.int64) - np.asarray(starts, dtype=np.int64)) / 1e6
+    assert [with_numpy[k] for k in ("p50", "p90", "p99")] == list(np.percentile(durations, (50, 90, 99)))
+    monkeypatch.setitem(sys.modules, "numpy", None)  # as in an agent that never imported it
+    plain = latency_ms(starts, ends)
+    assert {k: v for k, v in plain.items() if k != "mean"} == {k: v for k, v in with_numpy.items() if k != "mean"}
+    assert plain["mean"] == pytest.approx(with_numpy["mean"], rel=1e-13)
+    assert all(type(v) is float for v in plain.values())
+    with pytest.raises(ValueError, match="no inferences"):
+        latency_ms([], [])
+    with pytest.raises(ValueError, match="2 starts but 1 ends"):
+        latency_ms([0, 1], [2])
+
+
 def test_throughput_is_count_over_seconds():
     assert throughput_ips(50, 2000000000) == 25.0
     with pytest.raises(ValueError):
