@@ -25,24 +25,15 @@ def latency_ms(start_ns: Sequence[int], end_ns: Sequence[int]) -> Dict[str, floa
         raise ValueError("no inferences to summarise")
     np = sys.modules.get("numpy")  # imported by the job's runtime already, or not at all
     if np is not None:
-        return _latency_ms_numpy(np, start_ns, end_ns)
-    durations_ms = sorted((int(e) - int(s)) / _NS_PER_MS for s, e in zip(start_ns, end_ns))
-    p50, p90, p99 = (percentile(durations_ms, p) for p in PERCENTILES)
-    return {
-        "mean": math.fsum(durations_ms) / len(durations_ms),
-        "p50": p50,
-        "p90": p90,
-        "p99": p99,
-        "min": durations_ms[0],
-        "max": durations_ms[-1],
-    }
-
-
-def _latency_ms_numpy(np, start_ns: Sequence[int], end_ns: Sequence[int]) -> Dict[str, float]:
-    durations_ms = (np.asarray(end_ns, dtype=np.int64) - np.asarray(start_ns, dtype=np.int64)) / _NS_PER_MS
-    p50, p90, p99 = np.percentile(durations_ms, PERCENTILES)
-    return {"mean": float(durations_ms.mean()), "p50": float(p50), "p90": float(p90), "p99": float(p99),
-            "min": float(durations_ms.min()), "max": float(durations_ms.max())}
+        durations = (np.asarray(end_ns, dtype=np.int64) - np.asarray(start_ns, dtype=np.int64)) / _NS_PER_MS
+        p50, p90, p99 = np.percentile(durations, PERCENTILES)
+        mean, low, high = durations.mean(), durations.min(), durations.max()
+    else:
+        ordered = sorted((int(e) - int(s)) / _NS_PER_MS for s, e in zip(start_ns, end_ns))
+        p50, p90, p99 = (percentile(ordered, p) for p in PERCENTILES)
+        mean, low, high = math.fsum(ordered) / len(ordered), ordered[0], ordered[-1]
+    return {"mean": float(mean), "p50": float(p50), "p90": float(p90), "p99": float(p99),
+            "min": float(low), "max": float(high)}
 
 
 def percentile(ordered: List[float], p: float) -> float:

@@ -173,7 +173,8 @@ def test_sampler_takes_one_sample_per_conversion(tmp_path, kind):
         # the same conversion twice is right only when the driver had not yet published the next one: a
         # driver late by two periods looks like a rail holding its value (the fake one stalls on a busy disk)
         published_ns = driver.published_ns[rail]
-        for (k, t), (k2, t2) in zip(zip(indices, times), list(zip(indices, times))[1:]):
+        read = list(zip(indices, times))
+        for (k, t), (k2, t2) in zip(read, read[1:]):
             if k2 == k:
                 assert t2 - t >= 2 * PERIOD_S * 1e9, "the same conversion read again within two periods"
                 assert k + 1 >= len(published_ns) or published_ns[k + 1] > t2, "a conversion was counted twice"
